@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""The local Kubernetes control plane for tests and the demo, run as plain processes.
+
+    python hack/localcluster.py up [--name NAME]     # build (cached) + start; prints the kubeconfig path
+    python hack/localcluster.py down [--name NAME]
+    python hack/localcluster.py kubeconfig [--name NAME]
+
+Real etcd, kube-apiserver, kube-controller-manager (Job controller, garbage collector, TTL
+controller) and kube-scheduler, plus kwok, which plays the kubelet for fake nodes. kwokctl's
+`binary` runtime starts them; every binary comes from `hack/build-controlplane.sh` (the Go module
+proxy, cached in ~/.cache/kubetask), so nothing is downloaded at start. Everything binds to
+127.0.0.1 and ~/.kube/config is never touched.
+
+Fake nodes: `cpu-node-{0,1,2}` (CPU only) and `gpu-node-{0,1}` (4 × nvidia.com/gpu each).
+
+Simulated pods follow the annotations on their pod template (see SIM_* below): a test says
+"run 2 s, then exit 3 with this termination message" and the real Job controller sees exactly that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("KUBETASK_CACHE", Path.home() / ".cache" / "kubetask"))
+DEFAULT_NAME = "kubetask"
+
+# Pod-template annotations that drive the simulated container (kwok stages below).
+SIM_RUN_FOR = "sim.kubetask.io/run-for"  # e.g. "2s": time in Running before the container exits
+SIM_EXIT_CODE = "sim.kubetask.io/exit-code"  # non-zero: the container fails with this code
+SIM_MESSAGE = "sim.kubetask.io/message"  # the container's termination message (the handler result)
+SIM_REASON = "sim.kubetask.io/reason"  # the terminated state's reason on failure (default Error)
+
+CPU_NODES = 3
+GPU_NODES = 2
+GPUS_PER_NODE = 4
+GPU_RESOURCE = "nvidia.com/gpu"
+
+_NOT_DELETED = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
+_RUNNING = {"key": ".status.phase", "operator": "In", "values": ["Running"]}
+_EXIT_CODE = f'.metadata.annotations["{SIM_EXIT_CODE}"]'
+_RUN_FOR = {"durationFrom": {"expressionFrom": f'.metadata.annotations["{SIM_RUN_FOR}"]'}, "durationMilliseconds": 0}
+
+_TERMINATED = """
+      {{{{ $now := Now }}}}
+      {{{{ $root := . }}}}
+      containerStatuses:
+      {{{{ range $index, $item := .spec.containers }}}}
+      - image: {{{{ $item.image | Quote }}}}
+        name: {{{{ $item.name | Quote }}}}
+        ready: false
+        restartCount: 0
+        started: false
+        state:
+          terminated:
+            exitCode: {exit_code}
+            finishedAt: {{{{ $now | Quote }}}}
+            reason: {reason}
+            message: {{{{ or (index $root.metadata.annotations "{message}") "" | Quote }}}}
+            startedAt: {{{{ $now | Quote }}}}
+      {{{{ end }}}}
+      phase: {phase}
+"""
+
+
+def _stage(name: str, kind: str, selector: list[dict[str, object]], next_: dict[str, object],
+           delay: dict[str, object] | None = None, extra: dict[str, object] | None = None) -> dict[str, object]:
+    spec: dict[str, object] = {"resourceRef": {"apiGroup": "v1", "kind": kind},
+                               "selector": {"matchExpressions": selector}, "next": next_}
+    if delay:
+        spec["delay"] = delay
+    spec.update(extra or {})
+    return {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name}, "spec": spec}
+
+
+def stages(kwok_module: Path) -> list[dict[str, object]]:
+    """kwok's own node stages and pod-ready/pod-delete, plus annotation-driven completion stages."""
+    base = kwok_module / "kustomize" / "stage"
+    own = [yaml.safe_load((base / p).read_text()) for p in (
+        "node/fast/node-initialize.yaml", "node/heartbeat/node-heartbeat.yaml",
+        "pod/fast/pod-ready.yaml", "pod/fast/pod-delete.yaml")]
+    succeed = _stage(
+        "kubetask-pod-succeed", "Pod",
+        [_NOT_DELETED, _RUNNING, {"key": _EXIT_CODE, "operator": "DoesNotExist"}],
+        {"statusTemplate": _TERMINATED.format(exit_code=0, reason="Completed", message=SIM_MESSAGE, phase="Succeeded")},
+        delay=_RUN_FOR,
+    )
+    fail = _stage(
+        "kubetask-pod-fail", "Pod",
+        [_NOT_DELETED, _RUNNING, {"key": _EXIT_CODE, "operator": "Exists"}],
+        {"statusTemplate": _TERMINATED.format(
+            exit_code=f'{{{{ index $root.metadata.annotations "{SIM_EXIT_CODE}" }}}}',
+            reason=f'{{{{ or (index $root.metadata.annotations "{SIM_REASON}") "Error" | Quote }}}}',
+            message=SIM_MESSAGE, phase="Failed")},
+        delay=_RUN_FOR,
+    )
+    return [*own, succeed, fail]
+
+
+def nodes() -> list[dict[str, object]]:
+    def node(name: str, capacity: dict[str, str], labels: dict[str, str]) -> dict[str, object]:
+        return {
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"type": "kwok", "kubernetes.io/hostname": name,
+                                                  "kubernetes.io/os": "linux", **labels},
+                         "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"}},
+            "spec": {},
+            "status": {"allocatable": capacity, "capacity": capacity},
+        }
+
+    cpu = {"cpu": "32", "memory": "128Gi", "pods": "1000"}
+    result = [node(f"cpu-node-{i}", cpu, {"kubetask.io/node-kind": "cpu"}) for i in range(CPU_NODES)]
+    result += [node(f"gpu-node-{i}", {**cpu, GPU_RESOURCE: str(GPUS_PER_NODE)},
+                    {"kubetask.io/node-kind": "gpu", "nvidia.com/gpu.present": "true"}) for i in range(GPU_NODES)]
+    return result
+
+
+@dataclass
+class LocalCluster:
+    name: str = DEFAULT_NAME
+
+    @property
+    def workdir(self) -> Path:
+        return CACHE / "kwok"
+
+    @property
+    def cluster_dir(self) -> Path:
+        return self.workdir / "clusters" / self.name
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cluster_dir / "kubeconfig.yaml"
+
+    # -- binaries -------------------------------------------------------------------------------
+    def binaries(self) -> Path:
+        """Build or reuse the cached binaries; the build prints its own progress to stderr."""
+        result = subprocess.run(["bash", str(REPO / "hack" / "build-controlplane.sh")], stdout=subprocess.PIPE, text=True)
+        if result.returncode != 0:
+            raise SystemExit("building the control plane failed (see the messages above)")
+        return Path(result.stdout.strip().splitlines()[-1])
+
+    def env(self, bin_dir: Path) -> dict[str, str]:
+        return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "KWOK_WORKDIR": str(self.workdir)}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        if not self.kubeconfig.exists():
+            return False
+        bin_dir = self.binaries()
+        probe = subprocess.run([str(bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), "get", "--raw", "/readyz"],
+                               capture_output=True, text=True, timeout=20)
+        return probe.returncode == 0
+
+    def up(self) -> Path:
+        bin_dir = self.binaries()
+        if self.is_running():
+            self._log(f"cluster {self.name!r} already running")
+            return self.kubeconfig
+        self.down(quiet=True)
+        env = self.env(bin_dir)
+        versions = dict(line.split("=", 1) for line in (REPO / "hack" / "versions.env").read_text().splitlines()
+                        if "=" in line and not line.startswith("#"))
+        kwok_module = Path(subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True).stdout.strip()) / f"sigs.k8s.io/kwok@{versions['KWOK_VERSION']}"
+        config = self._write_config(bin_dir, versions["KUBE_VERSION"], kwok_module)
+        self._log(f"starting cluster {self.name!r} (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)")
+        started = time.monotonic()
+        create = subprocess.run(
+            [str(bin_dir / "kwokctl"), "create", "cluster", "--name", self.name, "--runtime", "binary",
+             "--kubeconfig", "", "--config", str(config), "--wait", "90s", "--quiet-pull"],
+            env=env, capture_output=True, text=True,
+        )
+        if create.returncode != 0:
+            self._report_failure(f"kwokctl create cluster failed (exit {create.returncode}):\n{create.stderr[-3000:]}")
+        kubectl = [str(bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig)]
+        applied = subprocess.run([*kubectl, "apply", "-f", "-"], input=yaml.safe_dump_all(nodes()), capture_output=True, text=True, env=env)
+        if applied.returncode != 0:
+            self._report_failure(f"creating the fake nodes failed:\n{applied.stderr}")
+        self._wait(kubectl, ["wait", "--for=condition=Ready", "node", "--all", "--timeout=60s"], "nodes Ready", env)
+        self._wait(kubectl, ["get", "serviceaccount", "default", "-n", "default"], "the default ServiceAccount", env, retries=60)
+        crds = subprocess.run([*kubectl, "apply", "--server-side", "-f", str(REPO / "crds")], capture_output=True, text=True, env=env)
+        if crds.returncode != 0:
+            self._report_failure(f"installing the CRDs failed:\n{crds.stderr}")
+        self._wait(kubectl, ["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"], "CRDs established", env)
+        self._log(f"cluster {self.name!r} ready in {time.monotonic() - started:.1f}s")
+        return self.kubeconfig
+
+    def down(self, quiet: bool = False) -> None:
+        bin_dir = self.binaries()
+        if self.cluster_dir.exists():
+            subprocess.run([str(bin_dir / "kwokctl"), "delete", "cluster", "--name", self.name, "--kubeconfig", ""],
+                           env=self.env(bin_dir), capture_output=True, text=True)
+            shutil.rmtree(self.cluster_dir, ignore_errors=True)
+            if not quiet:
+                self._log(f"cluster {self.name!r} deleted")
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _write_config(self, bin_dir: Path, kube_version: str, kwok_module: Path) -> Path:
+        options = {
+            "runtime": "binary",
+            "kubeVersion": kube_version,
+            "bindAddress": "127.0.0.1",
+            "etcdBinary": str(bin_dir / "etcd"),
+            "kubeApiserverBinary": str(bin_dir / "kube-apiserver"),
+            "kubeControllerManagerBinary": str(bin_dir / "kube-controller-manager"),
+            "kubeSchedulerBinary": str(bin_dir / "kube-scheduler"),
+            "kwokControllerBinary": str(bin_dir / "kwok"),
+            "kubectlBinary": str(bin_dir / "kubectl"),
+            # Job pods are created no faster than kube-controller-manager's client allows (~20 QPS).
+            "disableQPSLimits": True,
+        }
+        kwokctl = {
+            "apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration",
+            "options": options,
+            "componentsPatches": [
+                {"name": "etcd", "extraArgs": [{"key": "unsafe-no-fsync", "value": "true"}]},
+            ],
+        }
+        path = CACHE / "kwok" / f"{self.name}-config.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump_all([kwokctl, *stages(kwok_module)], sort_keys=False))
+        return path
+
+    def _wait(self, kubectl: list[str], args: list[str], what: str, env: dict[str, str], retries: int = 1) -> None:
+        for attempt in range(retries):
+            done = subprocess.run([*kubectl, *args], capture_output=True, text=True, env=env)
+            if done.returncode == 0:
+                return
+            time.sleep(1)
+        self._report_failure(f"timed out waiting for {what}: {done.stderr.strip()}")
+
+    def _report_failure(self, message: str) -> None:
+        """A component that fails is reported with the tail of its log, never a silent hang."""
+        lines = [f"error: {message}"]
+        logs = self.cluster_dir / "logs"
+        for log in sorted(logs.glob("*.log")) if logs.exists() else []:
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            lines.append(f"--- last lines of {log} ---")
+            lines.extend(tail)
+        raise SystemExit("\n".join(lines))
+
+    @staticmethod
+    def _log(message: str) -> None:
+        print(f"[localcluster] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down", "kubeconfig", "binaries"])
+    parser.add_argument("--name", default=os.environ.get("KUBETASK_CLUSTER", DEFAULT_NAME))
+    args = parser.parse_args(argv)
+    cluster = LocalCluster(args.name)
+    if args.command == "up":
+        print(cluster.up())
+    elif args.command == "down":
+        cluster.down()
+    elif args.command == "kubeconfig":
+        print(cluster.kubeconfig)
+    else:
+        print(cluster.binaries())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""Progress reports: a JSON merge patch of the Task's status.progress, sent by a background thread.
+
+Reporting never fails the handler. Without a token (the TaskType has no `reportProgress: true`)
+or when a request fails, one warning goes to stderr and the handler carries on. Requests are
+rate-limited to one per `min_interval` seconds; only the latest value is kept, and `flush()`
+sends it before the handler's result is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+DEFAULT_TOKEN_FILE = f"{SA_DIR}/token"
+DEFAULT_CA_FILE = f"{SA_DIR}/ca.crt"
+API_PATH = "/apis/kubetask.io/v1alpha1/namespaces/{namespace}/tasks/{name}/status"
+MAX_MESSAGE = 1024
+MIN_INTERVAL = 0.5
+REQUEST_TIMEOUT = 5.0
+
+
+def warn(message: str) -> None:
+    print(f"kubetask-sdk: warning: {message}", file=sys.stderr, flush=True)
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def progress_body(percent: int, message: str, updated_at: str) -> dict[str, Any]:
+    """The merge patch for one report: percent clamped to 0..100, message cut to 1024 chars."""
+    percent = max(0, min(100, int(percent)))
+    return {"status": {"progress": {"percent": percent, "message": str(message)[:MAX_MESSAGE], "updatedAt": updated_at}}}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    token_file: str
+    ca_file: str | None
+
+
+def endpoint_from_env(env: Mapping[str, str], name: str, namespace: str) -> Endpoint | str:
+    """Where to send reports, or why they cannot be sent."""
+    if not name or not namespace:
+        return "KUBETASK_TASK_NAME or KUBETASK_TASK_NAMESPACE is not set"
+    api = env.get("KUBETASK_API_URL", "").rstrip("/")
+    if not api:
+        host, port = env.get("KUBERNETES_SERVICE_HOST", ""), env.get("KUBERNETES_SERVICE_PORT", "443")
+        if not host:
+            return "neither KUBETASK_API_URL nor KUBERNETES_SERVICE_HOST is set"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 address
+        api = f"https://{host}:{port}"
+    token_file = env.get("KUBETASK_TOKEN_FILE", DEFAULT_TOKEN_FILE)
+    if not os.path.isfile(token_file):
+        return (
+            f"no service-account token at {token_file} "
+            "(give the TaskType serviceAccountName: kubetask-handler and reportProgress: true)"
+        )
+    ca_file = env.get("KUBETASK_CA_FILE", DEFAULT_CA_FILE)
+    path = API_PATH.format(namespace=urllib.parse.quote(namespace, safe=""), name=urllib.parse.quote(name, safe=""))
+    return Endpoint(url=api + path, token_file=token_file, ca_file=ca_file if os.path.isfile(ca_file) else None)
+
+
+def send(endpoint: Endpoint, body: dict[str, Any], timeout: float = REQUEST_TIMEOUT) -> None:
+    """PATCH the status subresource once; raises on any failure."""
+    with open(endpoint.token_file, encoding="utf-8") as f:
+        token = f.read().strip()  # re-read each time: projected tokens rotate
+    request = urllib.request.Request(
+        endpoint.url,
+        data=json.dumps(body).encode("utf-8"),
+        method="PATCH",
+        headers={
+            "Content-Type": "application/merge-patch+json",
+            "Accept": "application/json",
+            "Authorization": f"Bearer {token}",
+            "User-Agent": "kubetask-sdk",
+        },
+    )
+    context = None
+    if endpoint.url.startswith("https:"):
+        context = ssl.create_default_context(cafile=endpoint.ca_file)  # None: the system CAs
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+        response.read()
+
+
+class ProgressReporter:
+    """Coalesces progress reports and sends the latest at most once per `min_interval` seconds."""
+
+    def __init__(self, name: str, namespace: str, env: Mapping[str, str] | None = None, min_interval: float = MIN_INTERVAL) -> None:
+        self._name, self._namespace = name, namespace
+        self._env = dict(os.environ if env is None else env)
+        self._min_interval = min_interval
+        self._cond = threading.Condition()
+        self._pending: dict[str, Any] | None = None
+        self._busy = False
+        self._last_sent = float("-inf")
+        self._endpoint: Endpoint | None = None
+        self._disabled = False
+        self._warned = False
+        self._thread: threading.Thread | None = None
+        self.sent = 0
+        self.failed = 0
+
+    def report(self, percent: int, message: str = "") -> None:
+        """Queue a report; returns at once. Never raises for a bad value or an unreachable API."""
+        try:
+            body = progress_body(percent, message, now_rfc3339())
+        except (TypeError, ValueError) as e:
+            self._warn_once(f"progress({percent!r}, ...) ignored: {e}")
+            return
+        with self._cond:
+            if self._disabled:
+                return
+            if self._endpoint is None:
+                found = endpoint_from_env(self._env, self._name, self._namespace)
+                if isinstance(found, str):
+                    self._disabled = True
+                    self._warn_once(f"progress reports are off: {found}")
+                    return
+                self._endpoint = found
+            self._pending = body
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="kubetask-progress", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def flush(self, timeout: float = REQUEST_TIMEOUT + 1) -> None:
+        """Wait (at most `timeout` seconds) until the latest report has been sent or has failed."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending is not None or self._busy:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None:
+                    self._cond.wait()
+                wait = self._last_sent + self._min_interval - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)  # a newer report may replace the pending one meanwhile
+                    continue
+                body, self._pending, self._busy = self._pending, None, True
+                endpoint = self._endpoint
+            try:
+                assert endpoint is not None
+                send(endpoint, body)
+                self.sent += 1
+            except Exception as e:  # noqa: BLE001 - progress must never break the handler
+                self.failed += 1
+                self._warn_once(f"progress report to {endpoint.url if endpoint else '?'} failed ({_describe(e)}); "
+                                "the task continues and further progress errors are not logged")
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._last_sent = time.monotonic()
+                    self._cond.notify_all()
+
+    def _warn_once(self, message: str) -> None:
+        if not self._warned:
+            self._warned = True
+            warn(message)
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, urllib.error.HTTPError):
+        detail = ""
+        try:
+            detail = json.loads(error.read() or b"{}").get("message", "")
+        except Exception:  # noqa: BLE001
+            pass
+        return f"HTTP {error.code}" + (f": {detail}" if detail else "")
+    if isinstance(error, urllib.error.URLError):
+        return str(error.reason)
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,350 @@
+"""The resource shapes of kubetask: Task, TaskType and TaskQueue (group kubetask.io, v1alpha1).
+
+This module is the one source of truth. The CRD YAML in `crds/` is generated from these models
+(`make generate`, see `crdgen.py`) and a test fails when the two drift. The operator and the gateway
+validate with the same models. Field descriptions become `kubectl explain` text, so each starts
+with the field's JSON name. Constraints that only the API server can check (immutability,
+transitions, quantities) are CEL rules attached with `cel(...)`; the Python side re-checks the ones
+it can (quantities) so the gateway answers 422 before the API server is asked.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from kubetask.resources.quantity import parse_quantity
+
+GROUP = "kubetask.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+CATEGORY = "kubetask"
+
+# Bounds. They are deliberate: every variable-length field has one, so a Task can never grow an
+# object past etcd's limits, and a person gets a clear error instead of a slow failure.
+MAX_NAME = 63  # Task names feed Job names and the job-name pod label (a 63-character label value).
+MAX_PARAMETER_KEYS = 64
+MAX_PARAMETERS_BYTES = 32 * 1024  # checked by the gateway and the operator; see docs/resources.md
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+MAX_RETRIES = 20
+MAX_TTL_SECONDS = 365 * 24 * 3600
+MAX_RESULT_BYTES = 4096  # the kubelet's termination-message limit
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+QUANTITY_PATTERN = r"^[+]?[0-9.]+([eE][-+]?[0-9]+|[mkMGTPE]i?|[KMGTPE]i|[mkMGTPE])?$"
+
+
+def cel(*rules: tuple[str, str] | tuple[str, str, str]) -> dict[str, Any]:
+    """JSON-schema extra carrying CEL rules: (rule, message) or (rule, message, fieldPath)."""
+    validations = []
+    for rule in rules:
+        entry = {"rule": rule[0], "message": rule[1]}
+        if len(rule) == 3:
+            entry["fieldPath"] = rule[2]
+        validations.append(entry)
+    return {"x-kubernetes-validations": validations}
+
+
+QUANTITY_CEL = cel(("isQuantity(self)", "must be a Kubernetes quantity such as 500m, 2, 512Mi or 4Gi"))
+
+
+class Model(BaseModel):
+    """Base: camelCase JSON names, unknown fields rejected (the API server does the same)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class StatusModel(Model):
+    """Status shapes are written by kubetask itself; reading one never fails on a newer field."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+def _check_quantity(value: str | None) -> str | None:
+    if value is not None:
+        parse_quantity(value)  # raises ValueError naming the problem
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Shared pieces
+# --------------------------------------------------------------------------------------------
+
+
+class Resources(Model):
+    """resources requested by the handler container; requests equal limits (Guaranteed QoS)."""
+
+    cpu: str | None = Field(
+        None, max_length=32, description="cpu is the CPU limit and request, e.g. 500m or 2.",
+        json_schema_extra=QUANTITY_CEL,
+    )
+    memory: str | None = Field(
+        None, max_length=32, description="memory is the memory limit and request, e.g. 512Mi.",
+        json_schema_extra=QUANTITY_CEL,
+    )
+    gpu: int | None = Field(
+        None, ge=0, le=64,
+        description="gpu is the number of GPUs (the TaskType's gpuResourceName) the pod gets.",
+    )
+
+    _cpu = field_validator("cpu")(_check_quantity)
+    _memory = field_validator("memory")(_check_quantity)
+
+
+class EnvVar(Model):
+    """env is a literal environment variable given to the handler container."""
+
+    name: str = Field(
+        ..., min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="name of the environment variable.",
+    )
+    value: str = Field("", max_length=4096, description="value of the environment variable.")
+
+
+class Toleration(Model):
+    """tolerations let handler pods run on tainted nodes (as core/v1 Toleration)."""
+
+    key: str | None = Field(None, max_length=253, description="key is the taint key to tolerate.")
+    operator: Literal["Exists", "Equal"] | None = Field(None, description="operator is Exists or Equal.")
+    value: str | None = Field(None, max_length=253, description="value is the taint value to match.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="effect is the taint effect to match; empty matches all."
+    )
+    toleration_seconds: int | None = Field(
+        None, ge=0, description="tolerationSeconds bounds how long a NoExecute taint is tolerated."
+    )
+
+
+ExitCode = Field(ge=1, le=255)
+
+
+# --------------------------------------------------------------------------------------------
+# TaskType: the handler registry
+# --------------------------------------------------------------------------------------------
+
+
+class TaskDefaults(Model):
+    """defaults fill in what a Task of this type leaves out."""
+
+    queue: str | None = Field(None, max_length=MAX_NAME, pattern=DNS_LABEL, description="queue is the TaskQueue used when the Task names none.")
+    priority: int | None = Field(None, ge=-1000, le=1000, description="priority used when the Task sets none.")
+    resources: Resources | None = Field(None, description="resources used when the Task sets none.")
+    timeout_seconds: int | None = Field(None, ge=1, le=MAX_TIMEOUT_SECONDS, description="timeoutSeconds used when the Task sets none.")
+    retries: int | None = Field(None, ge=0, le=MAX_RETRIES, description="retries used when the Task sets none.")
+    ttl_seconds_after_finished: int | None = Field(None, ge=0, le=MAX_TTL_SECONDS, description="ttlSecondsAfterFinished used when the Task sets none.")
+    non_retryable_exit_codes: list[int] | None = Field(
+        None, max_length=16, description="nonRetryableExitCodes used when the Task sets none.",
+        json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 255}},
+    )
+
+
+class TaskLimits(Model):
+    """limits are the most a Task of this type may ask for; a Task above them fails with ExceedsLimits."""
+
+    cpu: str | None = Field(None, max_length=32, description="cpu is the largest CPU a Task may request.", json_schema_extra=QUANTITY_CEL)
+    memory: str | None = Field(None, max_length=32, description="memory is the largest memory a Task may request.", json_schema_extra=QUANTITY_CEL)
+    gpu: int | None = Field(None, ge=0, le=64, description="gpu is the most GPUs a Task may request.")
+    timeout_seconds: int | None = Field(None, ge=1, le=MAX_TIMEOUT_SECONDS, description="timeoutSeconds is the longest timeout a Task may set.")
+    retries: int | None = Field(None, ge=0, le=MAX_RETRIES, description="retries is the most retries a Task may set.")
+
+    _cpu = field_validator("cpu")(_check_quantity)
+    _memory = field_validator("memory")(_check_quantity)
+
+
+class TaskTypeSpec(Model):
+    """spec registers a handler: which image runs Tasks of this type, and with what bounds."""
+
+    image: str = Field(..., min_length=1, max_length=512, description="image is the handler's container image (pin it by digest in production).")
+    command: list[str] | None = Field(None, max_length=32, description="command overrides the image's entrypoint.", json_schema_extra={"items": {"type": "string", "maxLength": 1024}})
+    args: list[str] | None = Field(None, max_length=64, description="args are passed to the command.", json_schema_extra={"items": {"type": "string", "maxLength": 1024}})
+    env: list[EnvVar] | None = Field(None, max_length=64, description="env are extra environment variables for the handler.")
+    parameters_schema: dict[str, Any] | None = Field(
+        None, description="parametersSchema is a JSON Schema (draft 2020-12) that every Task's parameters must satisfy; checked by the gateway and the operator.",
+    )
+    defaults: TaskDefaults | None = Field(None, description="defaults fill in what a Task of this type leaves out.")
+    limits: TaskLimits | None = Field(None, description="limits are the most a Task of this type may ask for.")
+    gpu_resource_name: str = Field("nvidia.com/gpu", max_length=253, description="gpuResourceName is the extended resource a Task's resources.gpu asks for.")
+    node_selector: dict[str, str] | None = Field(None, max_length=32, description="nodeSelector for handler pods.", json_schema_extra={"additionalProperties": {"type": "string", "maxLength": 253}})
+    tolerations: list[Toleration] | None = Field(None, max_length=32, description="tolerations for handler pods.")
+    priority_class_name: str | None = Field(None, max_length=253, description="priorityClassName for handler pods.")
+    service_account_name: str | None = Field(
+        None, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="serviceAccountName for handler pods. Set it only when the handler needs API access (e.g. progress reports): the service-account token is mounted only then.",
+    )
+    report_progress: bool = Field(False, description="reportProgress mounts the service-account token so the handler SDK can patch the Task's status.progress (needs serviceAccountName with the kubetask-handler Role).")
+
+
+class TaskType(Model):
+    """TaskType registers a kind of work that Tasks may run."""
+
+    api_version: Literal["kubetask.io/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
+    kind: Literal["TaskType"] = "TaskType"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: TaskTypeSpec
+
+
+# --------------------------------------------------------------------------------------------
+# TaskQueue: admission
+# --------------------------------------------------------------------------------------------
+
+
+class TaskQueueSpec(Model):
+    """spec sets how much of a queue's work may run at once."""
+
+    max_running: int = Field(10, ge=0, le=100_000, description="maxRunning is how many Tasks of this queue may have a Job at once.")
+    max_gpus: int | None = Field(None, ge=0, le=100_000, description="maxGpus bounds the GPUs all running Tasks of this queue ask for together; unset means no GPU budget.")
+    paused: bool = Field(False, description="paused stops admitting Tasks; running Tasks finish.")
+
+
+class TaskQueueStatus(StatusModel):
+    pending: int = Field(0, description="pending counts Tasks waiting for admission.")
+    running: int = Field(0, description="running counts Tasks with an unfinished Job.")
+    running_gpus: int = Field(0, description="runningGpus sums the GPUs of running Tasks.")
+    observed_generation: int | None = Field(None, description="observedGeneration is the spec generation these counts reflect.")
+
+
+class TaskQueue(Model):
+    """TaskQueue admits Tasks: a concurrency limit, a GPU budget and a pause switch."""
+
+    api_version: Literal["kubetask.io/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
+    kind: Literal["TaskQueue"] = "TaskQueue"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: TaskQueueSpec = Field(default_factory=TaskQueueSpec)
+    status: TaskQueueStatus | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Task: one unit of work
+# --------------------------------------------------------------------------------------------
+
+# Fields of TaskSpec that may never change after creation. `cancel` and `rerun` are the two
+# requests a user makes on a live Task; crdgen turns this list into CEL rules.
+IMMUTABLE_TASK_FIELDS = (
+    "type", "parameters", "queue", "priority", "resources", "timeoutSeconds", "retries",
+    "nonRetryableExitCodes", "ttlSecondsAfterFinished",
+)
+
+
+class TaskSpec(Model):
+    """spec says what to run. It is immutable after creation except the cancel and rerun requests."""
+
+    type: str = Field(..., min_length=1, max_length=MAX_NAME, pattern=DNS_LABEL, description="type names the TaskType (in the Task's namespace) whose handler runs this Task.")
+    parameters: dict[str, Any] | None = Field(
+        None, description=f"parameters is the JSON object handed to the handler, validated against the TaskType's parametersSchema. At most {MAX_PARAMETER_KEYS} top-level keys and {MAX_PARAMETERS_BYTES} bytes serialized.",
+        json_schema_extra={"maxProperties": MAX_PARAMETER_KEYS},
+    )
+    queue: str | None = Field(None, max_length=MAX_NAME, pattern=DNS_LABEL, description="queue names the TaskQueue that admits this Task; default: the TaskType's default queue, else \"default\".")
+    priority: int | None = Field(None, ge=-1000, le=1000, description="priority orders admission within the queue: higher first, then first come first served.")
+    resources: Resources | None = Field(None, description="resources for the handler container; at most the TaskType's limits.")
+    timeout_seconds: int | None = Field(None, ge=1, le=MAX_TIMEOUT_SECONDS, description="timeoutSeconds bounds the whole run (the Job's activeDeadlineSeconds), retries included.")
+    retries: int | None = Field(None, ge=0, le=MAX_RETRIES, description="retries is how often a failed pod is replaced (the Job's backoffLimit).")
+    non_retryable_exit_codes: list[int] | None = Field(
+        None, max_length=16, description="nonRetryableExitCodes fail the Task at once, without retries (a podFailurePolicy FailJob rule). Pod disruptions never count as failures.",
+        json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 255}},
+    )
+    ttl_seconds_after_finished: int | None = Field(None, ge=0, le=MAX_TTL_SECONDS, description="ttlSecondsAfterFinished deletes the finished Job and its pods after this many seconds; the Task and its result stay.")
+    cancel: bool = Field(False, description="cancel requests cancellation: a queued Task never starts, a running one gets SIGTERM. It can only go from false to true (or back to false together with a rerun).")
+    rerun: int = Field(0, ge=0, le=1000, description="rerun requests a new run of a finished Task: raise it by one to re-run a Failed or Cancelled Task. Earlier runs stay in status.history.")
+
+    @field_validator("parameters")
+    @classmethod
+    def _bounded_parameters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return value
+        if len(value) > MAX_PARAMETER_KEYS:
+            raise ValueError(f"parameters has {len(value)} keys; at most {MAX_PARAMETER_KEYS} are allowed")
+        from kubetask.resources.validation import parameters_size
+
+        size = parameters_size(value)
+        if size > MAX_PARAMETERS_BYTES:
+            raise ValueError(f"parameters are {size} bytes serialized; at most {MAX_PARAMETERS_BYTES} are allowed")
+        return value
+
+    @field_validator("non_retryable_exit_codes")
+    @classmethod
+    def _exit_codes(cls, value: list[int] | None) -> list[int] | None:
+        for code in value or []:
+            if not 1 <= code <= 255:
+                raise ValueError(f"exit code {code} is outside 1..255")
+        return value
+
+
+class Phase(str, enum.Enum):
+    PENDING = "Pending"
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED)
+
+
+class Condition(StatusModel):
+    """A metav1.Condition."""
+
+    type: str = Field(..., max_length=316, description="type of the condition: Accepted, Queued, Running, Succeeded, Finished, Ready, Stalled, Reconciling.")
+    status: Literal["True", "False", "Unknown"] = Field(..., description="status is True, False or Unknown.")
+    reason: str = Field(..., max_length=1024, description="reason is a CamelCase word for programs.")
+    message: str = Field("", max_length=32768, description="message explains the condition to a person.")
+    last_transition_time: datetime = Field(..., description="lastTransitionTime is when status last changed.")
+    observed_generation: int | None = Field(None, ge=0, description="observedGeneration is the spec generation the condition reflects.")
+
+
+class Progress(StatusModel):
+    percent: int = Field(0, ge=0, le=100, description="percent done, 0-100, as the handler reported it.")
+    message: str = Field("", max_length=1024, description="message the handler gave with its progress.")
+    updated_at: datetime | None = Field(None, description="updatedAt is when the handler reported it.")
+
+
+class Failure(StatusModel):
+    exit_code: int | None = Field(None, description="exitCode of the failed container, when it exited.")
+    reason: str = Field("", max_length=1024, description="reason the Task failed, e.g. BackoffLimitExceeded, DeadlineExceeded, PodFailurePolicy.")
+    message: str = Field("", max_length=4096, description="message: the failed container's termination message or the Job's explanation.")
+
+
+class RunRecord(StatusModel):
+    run: int = Field(..., ge=0, description="run is the spec.rerun value of this run.")
+    job_name: str = Field("", max_length=253, description="jobName of the run's Job, if it got one.")
+    phase: Phase = Field(..., description="phase the run ended in.")
+    attempts: int = Field(0, ge=0, description="attempts is how many pods the run started.")
+    reason: str = Field("", max_length=1024, description="reason the run ended so.")
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+
+
+class TaskStatus(StatusModel):
+    """status is written by the operator (and progress by the handler SDK)."""
+
+    phase: Phase = Field(Phase.PENDING, description="phase summarises the conditions for people: Pending, Queued, Running, Succeeded, Failed or Cancelled.")
+    conditions: list[Condition] = Field(default_factory=list, max_length=16, description="conditions are the API contract (see docs).")
+    observed_generation: int | None = Field(None, description="observedGeneration is the spec generation this status reflects.")
+    queue: str | None = Field(None, max_length=MAX_NAME, description="queue is the TaskQueue the Task was resolved to.")
+    run: int = Field(0, ge=0, description="run is the spec.rerun value the status describes.")
+    attempts: int = Field(0, ge=0, description="attempts is how many pods this run started.")
+    job_name: str | None = Field(None, max_length=253, description="jobName is the Job running this run.")
+    queued_time: datetime | None = Field(None, description="queuedTime is when the Task started waiting for admission.")
+    start_time: datetime | None = Field(None, description="startTime is when the Task was admitted and its Job created.")
+    completion_time: datetime | None = Field(None, description="completionTime is when the Task reached a terminal phase.")
+    progress: Progress | None = Field(None, description="progress the handler reported.")
+    result: Any = Field(None, description="result is the handler's return value: its termination message, parsed as JSON when it is JSON.")
+    last_failure: Failure | None = Field(None, description="lastFailure explains the most recent failure.")
+    history: list[RunRecord] = Field(default_factory=list, max_length=32, description="history lists earlier runs (see spec.rerun).")
+
+
+class Task(Model):
+    """Task is one unit of work: a registered type and its parameters, run as a Job."""
+
+    api_version: Literal["kubetask.io/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
+    kind: Literal["Task"] = "Task"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: TaskSpec
+    status: TaskStatus | None = None

@@ -1,0 +1,62 @@
+"""Checks of a Task against its TaskType that the API server cannot make: parameters against the
+type's JSON Schema, requested resources against the type's limits. Pure functions; the gateway
+turns their findings into 422s, the operator into a Failed Task that gets no Job.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+from kubetask.resources.quantity import parse_quantity
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a Task, with the field it concerns (a dotted path such as spec.parameters.n)."""
+
+    field: str
+    message: str
+    reason: str  # InvalidParameters | ExceedsLimits | InvalidSpec
+
+
+def parameters_size(parameters: dict[str, Any]) -> int:
+    """Bytes of the compact JSON encoding: what reaches the pod (annotation and env)."""
+    return len(json.dumps(parameters, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def check_parameters(parameters: dict[str, Any], schema: dict[str, Any] | None) -> list[Problem]:
+    if not schema:
+        return []
+    try:
+        validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        validator_class.check_schema(schema)
+    except jsonschema.SchemaError as error:
+        return [Problem("spec.parametersSchema", f"the TaskType's parametersSchema is not a valid JSON Schema: {error.message}", "InvalidTaskType")]
+    problems = []
+    for error in sorted(validator_class(schema).iter_errors(parameters), key=lambda e: list(e.absolute_path)):
+        path = ".".join(["spec", "parameters", *(str(p) for p in error.absolute_path)])
+        problems.append(Problem(path, error.message, "InvalidParameters"))
+    return problems
+
+
+def check_limits(effective: dict[str, Any], limits: dict[str, Any] | None) -> list[Problem]:
+    """Compare an effective Task spec (defaults applied, camelCase JSON) with the type's limits."""
+    if not limits:
+        return []
+    problems: list[Problem] = []
+    resources = effective.get("resources") or {}
+    for name in ("cpu", "memory"):
+        asked, allowed = resources.get(name), limits.get(name)
+        if asked is not None and allowed is not None and parse_quantity(str(asked)) > parse_quantity(str(allowed)):
+            problems.append(Problem(f"spec.resources.{name}", f"{name} {asked} is above the TaskType's limit {allowed}", "ExceedsLimits"))
+    if resources.get("gpu") is not None and limits.get("gpu") is not None and resources["gpu"] > limits["gpu"]:
+        problems.append(Problem("spec.resources.gpu", f"gpu {resources['gpu']} is above the TaskType's limit {limits['gpu']}", "ExceedsLimits"))
+    for name in ("timeoutSeconds", "retries"):
+        asked, allowed = effective.get(name), limits.get(name)
+        if asked is not None and allowed is not None and asked > allowed:
+            problems.append(Problem(f"spec.{name}", f"{name} {asked} is above the TaskType's limit {allowed}", "ExceedsLimits"))
+    return problems
