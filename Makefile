@@ -1,0 +1,76 @@
+# kubetask — `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CLUSTER ?= kubetask
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## List every target with a one-line description
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+.PHONY: install
+install: $(VENV)/.installed ## Create .venv and install kubetask with its dev dependencies
+
+.PHONY: controlplane
+controlplane: ## Build (or reuse) etcd, kube-* and kwok binaries in ~/.cache/kubetask
+	bash hack/build-controlplane.sh
+
+.PHONY: run
+run: install ## Run kubetask: local control plane (unless KUBECONFIG is set), CRDs, operator and gateway
+	bash hack/run-local.sh
+
+.PHONY: up
+up: install ## Start the local control plane with the CRDs installed; prints the kubeconfig path
+	@$(PY) hack/localcluster.py up --name $(CLUSTER)
+
+.PHONY: down
+down: install ## Stop and delete the local control plane
+	@$(PY) hack/localcluster.py down --name $(CLUSTER)
+
+.PHONY: kubeconfig
+kubeconfig: install ## Print the local control plane's kubeconfig path
+	@$(PY) hack/localcluster.py kubeconfig --name $(CLUSTER)
+
+.PHONY: test
+test: install ## Run the whole test suite: unit, then integration against a fresh local control plane
+	bash hack/build-controlplane.sh >/dev/null
+	$(PY) -m kubetask.resources.crdgen --check crds
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: install ## Run the tests that need no cluster
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+.PHONY: test-integration
+test-integration: install ## Run only the tests against the local control plane
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+.PHONY: generate
+generate: install ## Regenerate the CRDs in crds/ from the resource models
+	$(PY) -m kubetask.resources.crdgen --out crds
+
+.PHONY: verify
+verify: install ## Fail when generated files drifted from their sources
+	$(PY) -m kubetask.resources.crdgen --check crds
+
+.PHONY: lint
+lint: install ## Type-check with mypy (strict)
+	$(PY) -m mypy operator/kubetask api/kubetask handlers-images/sdk/kubetask_sdk
+
+.PHONY: wheel
+wheel: install ## Build the wheel into dist/
+	$(PY) -m pip wheel --no-deps -w dist .
+
+.PHONY: bench
+bench: install ## Run the benchmarks against the local control plane; prints a table, writes JSON
+	$(PY) -m tests.bench $(BENCH_ARGS)

@@ -1,0 +1,280 @@
+"""Kopf wiring: indexes and event handlers. Thin: each handler hands over to the Controller.
+
+Why only `@kopf.index` and `@kopf.on.event`: they keep no per-object bookkeeping. Kopf's
+change-detecting handlers (on.create/update/resume) store a diff-base annotation and progress
+in every object, and deletion handlers add a finalizer; each of those costs API writes per Task.
+Level-triggered reconciliation needs none of it.
+
+Kopf fills every index from the initial listing before it calls any handler, so after a restart
+the first admission decision already sees every Job and every waiting Task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import kopf
+
+from kubetask.kube import ApiError, Connection, Kube, tasks_path
+from kubetask.operator import metrics, naming
+from kubetask.operator.config import OperatorSettings
+from kubetask.operator.controller import TERMINAL, Controller, QueueSpec, Views
+from kubetask.operator.status import JobSummary, PodSummary, summarize_job, summarize_pod
+from kubetask.resources.models import GROUP, VERSION
+
+log = logging.getLogger("kubetask.operator")
+registry = kopf.OperatorRegistry()
+MANAGED = {naming.MANAGED_BY: naming.MANAGED_BY_VALUE}
+TASKS = (GROUP, VERSION, "tasks")
+TASKTYPES = (GROUP, VERSION, "tasktypes")
+TASKQUEUES = (GROUP, VERSION, "taskqueues")
+
+
+class State:
+    """Process-wide: the controller and the index views (set once Kopf starts handling)."""
+
+    controller: Controller | None = None
+    views: Views | None = None
+    settings = OperatorSettings()
+    background: list[asyncio.Task[None]] = []
+
+
+def plain(body: Any) -> dict[str, Any]:
+    """Kopf bodies are read-only views; the pure functions take plain dicts."""
+    return {key: _copy(value) for key, value in body.items()}
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Indexes (memory: summaries only; parameters and results are never held)
+# ---------------------------------------------------------------------------------------------
+
+@kopf.index(*TASKS, registry=registry)
+def unfinished_tasks(body: kopf.Body, namespace: str, uid: str, **_: Any) -> dict[Any, dict[str, Any]] | None:
+    spec, status = body.get("spec", {}), body.get("status") or {}
+    if status.get("run", 0) == spec.get("rerun", 0) and status.get("phase") in TERMINAL:
+        return None
+    slim = {
+        "metadata": {k: _copy(body["metadata"].get(k)) for k in ("name", "namespace", "uid", "generation", "creationTimestamp", "annotations")},
+        "spec": {k: _copy(v) for k, v in spec.items() if k != "parameters"},
+        "status": {k: _copy(v) for k, v in status.items() if k != "result"},
+    }
+    return {namespace: slim, ("uid", uid): slim}
+
+
+@kopf.index(*TASKS, registry=registry)
+def task_phases(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], None]:
+    status = body.get("status") or {}
+    return {(status.get("phase") or "Pending", body.get("spec", {}).get("type", ""), status.get("queue") or ""): None}
+
+
+@kopf.index("batch", "v1", "jobs", labels=MANAGED, registry=registry)
+def kubetask_jobs(body: kopf.Body, **_: Any) -> dict[tuple[str, ...], JobSummary]:
+    job = summarize_job(plain(body))
+    keys: dict[tuple[str, ...], JobSummary] = {("task", job.task_uid): job}
+    if job.running:
+        keys[("queue", job.namespace, job.queue)] = job
+    return keys
+
+
+@kopf.index("", "v1", "pods", labels=MANAGED, registry=registry)
+def kubetask_pods(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[str, PodSummary]:
+    return {labels.get(naming.LABEL_TASK_UID, ""): summarize_pod(plain(body))}
+
+
+@kopf.index(*TASKTYPES, registry=registry)
+def tasktypes(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(namespace, name): plain(body).get("spec", {})}
+
+
+@kopf.index(*TASKQUEUES, registry=registry)
+def taskqueues(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[tuple[str, str], QueueSpec]:
+    spec = body.get("spec") or {}
+    return {(namespace, name): QueueSpec(
+        max_running=int(spec.get("maxRunning", 10)), max_gpus=spec.get("maxGpus"), paused=bool(spec.get("paused", False)),
+        generation=body["metadata"].get("generation"), status=plain(body).get("status") or {})}
+
+
+def _values(index: kopf.Index[Any, Any], key: Any) -> Iterable[Any]:
+    return list(index[key]) if key in index else []
+
+
+def _one(index: kopf.Index[Any, Any], key: Any) -> Any:
+    values = _values(index, key)
+    return values[0] if values else None
+
+
+def views_from(kwargs: dict[str, Any]) -> Views:
+    tasks_idx, jobs_idx, pods_idx = kwargs["unfinished_tasks"], kwargs["kubetask_jobs"], kwargs["kubetask_pods"]
+    types_idx, queues_idx = kwargs["tasktypes"], kwargs["taskqueues"]
+    views = Views(
+        tasks=lambda ns: _values(tasks_idx, ns),
+        task_by_uid=lambda uid: _one(tasks_idx, ("uid", uid)),
+        jobs_of_task=lambda uid: _values(jobs_idx, ("task", uid)),
+        running_jobs=lambda ns, q: _values(jobs_idx, ("queue", ns, q)),
+        pods_of_task=lambda uid: _values(pods_idx, uid),
+        tasktype=lambda ns, name: _one(types_idx, (ns, name)),
+        queue=lambda ns, name: _one(queues_idx, (ns, name)),
+    )
+    if State.views is None:
+        State.views = views
+        State.task_phases = kwargs["task_phases"]  # type: ignore[attr-defined]
+    return views
+
+
+def controller() -> Controller:
+    assert State.controller is not None, "the operator has not started"
+    return State.controller
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle
+# ---------------------------------------------------------------------------------------------
+
+@kopf.on.startup(registry=registry)
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Watch only kubetask's own Jobs and pods, filtered by the API server, never every Job.
+    settings.watching.label_selectors["batch", "jobs"] = f"{naming.MANAGED_BY}={naming.MANAGED_BY_VALUE}"
+    settings.watching.label_selectors["v1", "pods"] = f"{naming.MANAGED_BY}={naming.MANAGED_BY_VALUE}"
+    settings.watching.chunk_size = 500  # page the initial LIST: bounded memory spikes with 10k Tasks
+    settings.posting.level = logging.INFO  # only our explicit kopf.event() calls post Events
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubetask.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubetask.io")
+    settings.networking.error_backoffs = [1, 2, 5, 10]
+    settings.batching.error_delays = [1, 2, 5, 10, 30]
+    State.controller = Controller(Kube(Connection.load()), State.settings)
+    State.background.append(asyncio.create_task(_publish_queue_status()))
+
+
+@kopf.on.login(registry=registry)
+def login(**_: Any) -> kopf.ConnectionInfo:
+    """Kopf's credentials from the same kubeconfig / in-cluster account as our own client."""
+    conn = Connection.load()
+    token = conn.headers().get("Authorization", "").removeprefix("Bearer ") or None
+    return kopf.ConnectionInfo(
+        server=conn.server, ca_path=conn.ca_file, insecure=not conn.verify, token=token, scheme="Bearer" if token else None,
+        certificate_path=conn.client_cert[0] if conn.client_cert else None,
+        private_key_path=conn.client_cert[1] if conn.client_cert else None,
+        expiration=None,
+    )
+
+
+@kopf.on.cleanup(registry=registry)
+async def cleanup(**_: Any) -> None:
+    for task in State.background:
+        task.cancel()
+    if State.controller is not None:
+        await State.controller.kube.close()
+
+
+async def _publish_queue_status() -> None:
+    """TaskQueue status and the per-phase gauge, batched every few seconds (not per event)."""
+    while True:
+        await asyncio.sleep(State.settings.queue_status_interval)
+        views = State.views
+        if views is None or State.controller is None:
+            continue
+        try:
+            queues_idx = _queue_keys()
+            for namespace, name in queues_idx:
+                await State.controller.publish_queue_status(namespace, name, views)
+            phases = getattr(State, "task_phases", None)
+            if phases is not None:
+                metrics.TASKS.clear()
+                for key in list(phases):
+                    metrics.TASKS.labels(*key).set(len(phases[key]))
+        except (ApiError, OSError) as error:
+            log.warning("publishing queue status failed: %s", error)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # keep the loop alive; it is reporting, not deciding
+            log.exception("publishing queue status failed")
+
+
+_QUEUE_KEYS: set[tuple[str, str]] = set()
+
+
+def _queue_keys() -> list[tuple[str, str]]:
+    return sorted(_QUEUE_KEYS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------------------------
+
+async def _guarded(kind: str, coroutine: Any) -> None:
+    try:
+        await coroutine
+    except ApiError as error:
+        metrics.RECONCILE_ERRORS.labels(kind).inc()
+        # Conflicts and throttling are transient; Kopf retries the handler after a delay.
+        raise kopf.TemporaryError(f"{kind}: {error}", delay=1 if error.status in (409, 429) else 5) from error
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels(kind).inc()
+        raise
+
+
+@kopf.on.event(*TASKS, registry=registry)
+async def task_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
+    views = views_from(kwargs)
+    if event.get("type") == "DELETED":
+        return
+    await _guarded("task", controller().reconcile(plain(body), views, full=True))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED, registry=registry)
+async def job_event(event: kopf.RawEvent, body: kopf.Body, labels: kopf.Labels, namespace: str, **kwargs: Any) -> None:
+    views = views_from(kwargs)
+    await _follow_child("job", labels, namespace, views)
+    job = summarize_job(plain(body))
+    if not job.running or event.get("type") == "DELETED":
+        await _guarded("queue", controller().admit_queue(namespace, job.queue, views))  # a slot is free
+
+
+@kopf.on.event("", "v1", "pods", labels=MANAGED, registry=registry)
+async def pod_event(labels: kopf.Labels, namespace: str, **kwargs: Any) -> None:
+    await _follow_child("pod", labels, namespace, views_from(kwargs))
+
+
+async def _follow_child(kind: str, labels: kopf.Labels, namespace: str, views: Views) -> None:
+    uid = labels.get(naming.LABEL_TASK_UID)
+    if not uid:
+        return
+    task = views.task_by_uid(uid)
+    if task is not None:
+        await _guarded(kind, controller().reconcile(task, views, full=False))
+
+
+@kopf.on.event(*TASKQUEUES, registry=registry)
+async def queue_event(event: kopf.RawEvent, namespace: str, name: str, **kwargs: Any) -> None:
+    views = views_from(kwargs)
+    if event.get("type") == "DELETED":
+        _QUEUE_KEYS.discard((namespace, name))
+    else:
+        _QUEUE_KEYS.add((namespace, name))
+    await _guarded("queue", controller().admit_queue(namespace, name, views))
+
+
+@kopf.on.event(*TASKTYPES, registry=registry)
+async def tasktype_event(namespace: str, name: str, **kwargs: Any) -> None:
+    """A TaskType appeared or changed: Tasks that waited for it are looked at again."""
+    views = views_from(kwargs)
+    for task in list(views.tasks(namespace)):
+        if task["spec"].get("type") == name and not task.get("status", {}).get("phase") in ("Running",):
+            try:
+                full = await controller().kube.get(tasks_path(namespace, task["metadata"]["name"]))
+            except ApiError as error:
+                if error.status == 404:
+                    continue
+                raise
+            await _guarded("task", controller().reconcile(full, views, full=True))

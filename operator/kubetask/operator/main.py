@@ -1,0 +1,41 @@
+"""`kubetask-operator`: run the operator (Kopf) with metrics and a liveness endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+import kopf
+from prometheus_client import start_http_server
+
+from kubetask.operator import handlers
+from kubetask.operator.config import OperatorSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the kubetask operator. Settings come from KUBETASK_* variables.")
+    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    settings = OperatorSettings()
+    handlers.State.settings = settings
+    kopf.configure(
+        verbose=args.verbose,
+        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN,
+        log_prefix=False,
+    )
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else settings.log_level)
+    start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    namespaces = settings.namespaces
+    asyncio.run(kopf.operator(
+        registry=handlers.registry,
+        standalone=True,  # no peering: deterministic Job names make a second instance harmless
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=f"http://{settings.metrics_host}:{settings.metrics_port + 1}/healthz",
+    ))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,18 @@
+"""Prometheus metrics of the operator (served on /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+TASKS = Gauge("kubetask_tasks", "Tasks by phase, type and queue.", ["phase", "type", "queue"])
+QUEUE_PENDING = Gauge("kubetask_queue_pending", "Tasks waiting for admission.", ["namespace", "queue"])
+QUEUE_RUNNING = Gauge("kubetask_queue_running", "Tasks with an unfinished Job.", ["namespace", "queue"])
+QUEUED_SECONDS = Histogram("kubetask_task_queued_seconds", "Time from Task creation to its Job starting.",
+                           ["type", "queue"], buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 14400))
+RUN_SECONDS = Histogram("kubetask_task_run_seconds", "Time from a Task's start to its terminal phase.",
+                        ["type", "queue", "phase"], buckets=(1, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400))
+RETRIES = Counter("kubetask_task_retries_total", "Pods started again after a failure.", ["type", "queue"])
+CANCELLATIONS = Counter("kubetask_task_cancellations_total", "Tasks cancelled.", ["type", "queue"])
+FAILURES = Counter("kubetask_task_failures_total", "Tasks failed, by reason.", ["type", "queue", "reason"])
+RECONCILE_ERRORS = Counter("kubetask_reconcile_errors_total", "Reconciles that raised (they are retried).", ["kind"])
+API_WRITES = Counter("kubetask_api_writes_total", "Writes the operator sent to the API server.", ["verb", "resource"])

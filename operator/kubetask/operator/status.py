@@ -1,0 +1,250 @@
+"""How a Job and its pods become Task status. Pure functions, no I/O.
+
+`summarize_job` / `summarize_pod` keep only what status needs (they are what the operator's
+in-memory indexes hold), `observe_run` reads a run's outcome from them, and `task_status` turns a
+verdict into the full status block: phase plus every condition, keeping lastTransitionTime when a
+condition did not change, so recomputing an unchanged state yields an identical status and no write.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from kubetask.operator import naming
+from kubetask.resources.models import MAX_RESULT_BYTES, Phase
+
+# Failure reasons that mean the spec itself is wrong (the Task was never accepted).
+INVALID_REASONS = frozenset({"InvalidSpec", "InvalidParameters", "ExceedsLimits", "InvalidTaskType", "UnknownTaskType"})
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class PodSummary:
+    name: str
+    created: str
+    phase: str
+    deleting: bool = False
+    exit_code: int | None = None
+    terminated_reason: str = ""
+    message: str = ""
+    unschedulable: str | None = None
+    job_name: str = ""
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    name: str
+    namespace: str
+    task_uid: str
+    queue: str
+    run: int
+    gpu: int
+    created: str
+    finished: str | None = None  # "Complete" | "Failed"
+    reason: str = ""
+    message: str = ""
+    active: int = 0
+    failed: int = 0
+    succeeded: int = 0
+    start_time: str | None = None
+    completion_time: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.finished is None
+
+
+def summarize_job(body: dict[str, Any]) -> JobSummary:
+    meta, spec, status = body["metadata"], body.get("spec", {}), body.get("status", {})
+    labels = meta.get("labels", {})
+    finished, reason, message = None, "", ""
+    for condition in status.get("conditions", []):
+        if condition.get("status") == "True" and condition["type"] in ("Complete", "Failed"):
+            finished, reason, message = condition["type"], condition.get("reason", ""), condition.get("message", "")
+    gpu = 0
+    for container in spec.get("template", {}).get("spec", {}).get("containers", []):
+        for key, value in (container.get("resources", {}).get("limits") or {}).items():
+            if key.endswith("gpu"):
+                gpu += int(value)
+    return JobSummary(
+        name=meta["name"], namespace=meta["namespace"], task_uid=labels.get(naming.LABEL_TASK_UID, ""),
+        queue=labels.get(naming.LABEL_QUEUE, ""), run=int(labels.get(naming.LABEL_RUN, "0")), gpu=gpu,
+        created=meta.get("creationTimestamp", ""), finished=finished, reason=reason, message=message,
+        active=int(status.get("active") or 0), failed=int(status.get("failed") or 0),
+        succeeded=int(status.get("succeeded") or 0), start_time=status.get("startTime"),
+        completion_time=status.get("completionTime"),
+    )
+
+
+def summarize_pod(body: dict[str, Any]) -> PodSummary:
+    meta, status = body["metadata"], body.get("status", {})
+    exit_code, reason, message = None, "", ""
+    for container in status.get("containerStatuses", []):
+        terminated = (container.get("state") or {}).get("terminated")
+        if terminated:
+            exit_code, reason, message = terminated.get("exitCode"), terminated.get("reason", ""), terminated.get("message", "")
+    unschedulable = None
+    for condition in status.get("conditions", []):
+        if condition["type"] == "PodScheduled" and condition.get("status") == "False":
+            unschedulable = condition.get("message") or condition.get("reason") or "Unschedulable"
+    labels = meta.get("labels") or {}
+    job_name = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name", "")
+    return PodSummary(name=meta["name"], job_name=job_name, created=meta.get("creationTimestamp", ""), phase=status.get("phase", "Pending"),
+                      deleting=bool(meta.get("deletionTimestamp")), exit_code=exit_code, terminated_reason=reason,
+                      message=message[:MAX_RESULT_BYTES], unschedulable=unschedulable)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Where a Task stands: the phase, the reason and message that explain it, and run facts."""
+
+    phase: Phase
+    reason: str
+    message: str = ""
+    attempts: int = 0
+    result: Any = None
+    failure: dict[str, Any] | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    job_name: str | None = None
+    pod_running: bool = False
+
+
+def parse_result(message: str) -> Any:
+    """The termination message as JSON when it is JSON, else the text itself."""
+    if not message:
+        return None
+    try:
+        return json.loads(message)
+    except ValueError:
+        return message
+
+
+def _failure_from(pod: PodSummary | None, reason: str, message: str) -> dict[str, Any]:
+    failure: dict[str, Any] = {"reason": reason, "message": message}
+    if pod is not None:
+        if pod.exit_code is not None:
+            failure["exitCode"] = pod.exit_code
+        if pod.message:
+            failure["message"] = pod.message
+    return failure
+
+
+def observe_run(job: JobSummary, pods: list[PodSummary]) -> Verdict:
+    """A run's verdict from its Job and pods (pods of this Job only)."""
+    pods = sorted(pods, key=lambda p: (p.created, p.name))
+    failed_pods = [p for p in pods if p.phase == "Failed"]
+    last_failed = failed_pods[-1] if failed_pods else None
+    attempts = max(job.active + job.failed + job.succeeded, len(pods))
+    common = {"attempts": attempts, "job_name": job.name, "start_time": job.start_time or job.created}
+    if job.finished == "Complete":
+        succeeded = [p for p in pods if p.phase == "Succeeded"]
+        result = parse_result(succeeded[-1].message) if succeeded else None
+        return Verdict(Phase.SUCCEEDED, "Succeeded", "the handler finished successfully", result=result,
+                       completion_time=job.completion_time, **common)
+    if job.finished == "Failed":
+        reason = job.reason or "JobFailed"
+        failure = _failure_from(last_failed, reason, job.message)
+        explanation = {
+            "BackoffLimitExceeded": f"failed {attempts} time(s), no retries left",
+            "DeadlineExceeded": "ran past timeoutSeconds (activeDeadlineSeconds)",
+            "PodFailurePolicy": "exited with a non-retryable exit code",
+        }.get(reason, job.message or "the Job failed")
+        if failure.get("exitCode") is not None:
+            explanation += f"; last exit code {failure['exitCode']}"
+        return Verdict(Phase.FAILED, reason, explanation, failure=failure, **common)
+    # Still running.
+    if any(p.phase == "Running" and not p.deleting for p in pods):
+        if last_failed is not None:
+            return Verdict(Phase.RUNNING, "Retrying", f"attempt {attempts} running after exit code {last_failed.exit_code}",
+                           failure=_failure_from(last_failed, "PodFailed", ""), pod_running=True, **common)
+        return Verdict(Phase.RUNNING, "PodRunning", "the handler is running", pod_running=True, **common)
+    waiting = [p for p in pods if p.phase == "Pending" and not p.deleting]
+    if waiting and waiting[-1].unschedulable:
+        return Verdict(Phase.RUNNING, "Unschedulable", waiting[-1].unschedulable, **common)
+    if last_failed is not None:
+        return Verdict(Phase.RUNNING, "Retrying", f"waiting to retry after exit code {last_failed.exit_code} (the Job controller backs off)",
+                       failure=_failure_from(last_failed, "PodFailed", ""), **common)
+    return Verdict(Phase.RUNNING, "PodPending", "waiting for the handler pod to start", **common)
+
+
+def _condition(previous: dict[str, dict[str, Any]], type_: str, status: str, reason: str, message: str,
+               generation: int | None, now: str) -> dict[str, Any]:
+    old = previous.get(type_)
+    transition = old["lastTransitionTime"] if old and old.get("status") == status else now
+    condition = {"type": type_, "status": status, "reason": reason, "message": message[:32768], "lastTransitionTime": transition}
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    return condition
+
+
+def conditions_for(verdict: Verdict, previous_conditions: list[dict[str, Any]], generation: int | None, now: str) -> list[dict[str, Any]]:
+    previous = {c["type"]: c for c in previous_conditions or []}
+    phase, reason, message = verdict.phase, verdict.reason, verdict.message
+
+    def cond(type_: str, status: str, reason_: str, message_: str = "") -> dict[str, Any]:
+        return _condition(previous, type_, status, reason_, message_, generation, now)
+
+    terminal = phase.terminal
+    invalid = reason in INVALID_REASONS
+    accepted = cond("Accepted", "False", reason, message) if invalid else cond("Accepted", "True", "Valid", "the spec is valid and its TaskType exists")
+    if phase is Phase.QUEUED:
+        queued = cond("Queued", "True", reason, message)
+    elif phase is Phase.PENDING or invalid or (phase is Phase.CANCELLED and verdict.job_name is None):
+        queued = cond("Queued", "False", "NotAdmitted", "the Task was never admitted")
+    else:
+        queued = cond("Queued", "False", "Admitted", f"admitted; Job {verdict.job_name}")
+    if phase is Phase.RUNNING:
+        running = cond("Running", "True" if verdict.pod_running else "False", reason, message)
+    elif phase is Phase.SUCCEEDED:
+        running = cond("Running", "False", "Completed", "the handler finished")
+    elif terminal:
+        running = cond("Running", "False", reason, message)
+    else:
+        running = cond("Running", "False", "NotStarted", "the Task has not started")
+    if phase is Phase.SUCCEEDED:
+        succeeded = cond("Succeeded", "True", "Succeeded", message)
+    elif terminal:
+        succeeded = cond("Succeeded", "False", reason, message)
+    else:
+        succeeded = cond("Succeeded", "Unknown", "NotFinished", "the Task has not finished")
+    finished = cond("Finished", "True", reason, message) if terminal else cond("Finished", "False", "NotFinished", "the Task has not finished")
+    ready = cond("Ready", "True", "Succeeded", message) if phase is Phase.SUCCEEDED else cond("Ready", "False", reason, message)
+    stalled_now = (terminal and phase is not Phase.SUCCEEDED) or reason == "UnknownTaskType"
+    stalled = cond("Stalled", "True", reason, message) if stalled_now else cond("Stalled", "False", "Progressing", "")
+    reconciling = cond("Reconciling", "False", reason, "") if terminal else cond("Reconciling", "True", reason, message)
+    return [accepted, queued, running, succeeded, finished, ready, stalled, reconciling]
+
+
+def task_status(verdict: Verdict, previous: dict[str, Any], *, generation: int | None, queue: str | None, run: int,
+                now: datetime) -> dict[str, Any]:
+    """The operator-owned part of status.  `progress` belongs to the handler and is left alone."""
+    stamp = rfc3339(now)
+    same_run = previous.get("run", 0) == run
+    status: dict[str, Any] = {
+        "phase": verdict.phase.value,
+        "conditions": conditions_for(verdict, previous.get("conditions", []) if same_run else [], generation, stamp),
+        "observedGeneration": generation,
+        "queue": queue,
+        "run": run,
+        "attempts": verdict.attempts,
+        "jobName": verdict.job_name,
+        "queuedTime": (previous.get("queuedTime") if same_run else None) or (stamp if verdict.phase is Phase.QUEUED else None),
+        "startTime": verdict.start_time or ((previous.get("startTime") if same_run else None)),
+        "completionTime": (verdict.completion_time or (previous.get("completionTime") if same_run else None) or stamp)
+        if verdict.phase.terminal else None,
+        "result": verdict.result,
+        "lastFailure": verdict.failure if verdict.failure is not None else (previous.get("lastFailure") if same_run else None),
+        "history": previous.get("history", []),
+    }
+    return status
+
+
+def status_changed(current: dict[str, Any], desired: dict[str, Any]) -> bool:
+    return any(current.get(key) != value for key, value in desired.items())
