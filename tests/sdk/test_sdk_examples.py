@@ -22,6 +22,13 @@ def test_echo_returns_its_parameters(handlers: Handlers) -> None:
     assert out.result == {"echo": params, "task": "demo", "run": 2}
 
 
+def test_echo_as_the_image_runs_it(handlers: Handlers) -> None:
+    # The base image's entrypoint: python -m kubetask_sdk /opt/kubetask/handler/handler.py
+    out = handlers.run(example("echo"), {"message": "hi"}, module=True)
+    assert out.returncode == 0, out.stderr
+    assert out.result["echo"] == {"message": "hi"}
+
+
 def test_echo_upper_uppercases_string_values(handlers: Handlers) -> None:
     params = {"message": "hello", "tags": ["a", "b"], "data": {"Key": "value", "n": 1, "ok": True}, "upper": True}
     out = handlers.run(example("echo"), params)

@@ -144,6 +144,8 @@ class _Runner:
             name, handler = resolve(self.ctx.task_type or None)
             self.ctx.task_type = self.ctx.task_type or name
             params = load_parameters(self.env)
+            if self.terminated:  # SIGTERM before the handler started: do not start it
+                return self._outcome(EXIT_TERMINATED, b"")
             log(f"running {name} for task {self.ctx.namespace or '-'}/{self.ctx.name or '-'} (run {self.ctx.run})")
             data = encode_result(handler(params, self.ctx))
         except NonRetryableError as e:

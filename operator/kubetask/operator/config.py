@@ -11,7 +11,8 @@ class OperatorSettings(BaseSettings):
 
     namespaces: list[str] = Field(default_factory=list, description="Namespaces to watch; empty means the whole cluster.")
     default_queue: str = Field("default", description="Queue of a Task whose spec and TaskType name none.")
-    metrics_port: int = Field(8080, description="Port of /metrics (Prometheus) and /healthz (liveness).")
+    metrics_port: int = Field(8080, description="Port of /metrics (Prometheus).")
+    health_port: int = Field(8081, description="Port of /healthz (liveness: the operator's watches and handlers are alive).")
     metrics_host: str = Field("0.0.0.0", description="Address the metrics and health server binds to.")
     pod_annotation_prefixes: list[str] = Field(
         default_factory=list,

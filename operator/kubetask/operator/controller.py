@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,6 +30,7 @@ from kubetask.resources.models import Phase
 log = logging.getLogger("kubetask.operator")
 TERMINAL = {p.value for p in Phase if p.terminal}
 MAX_HISTORY = 32
+MAX_REMEMBERED = 20_000
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class Controller:
         self._queue_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         # Jobs created by this process that the Job index has not shown yet: (task uid, run) → queue, gpu.
         self.in_flight: dict[tuple[str, int], tuple[str, str, int]] = {}
+        # The status this process last wrote per Task, with the resourceVersion the write produced.
+        # An event or index entry older than our own write must not undo it (stale-read guard).
+        self._written: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
 
     # ---------------------------------------------------------------------------------------
     # One Task
@@ -79,7 +83,32 @@ class Controller:
         if queue_to_admit:
             await self.admit_queue(task["metadata"]["namespace"], queue_to_admit, views, extra=task if full else None)
 
+    def _freshest(self, task: dict[str, Any]) -> dict[str, Any]:
+        """The body with our own latest status write if the body predates it."""
+        written = self._written.get(task["metadata"]["uid"])
+        if written is None:
+            return task
+        version, status = written
+        try:
+            seen = int(task["metadata"].get("resourceVersion") or 0)
+        except ValueError:
+            return task
+        if seen >= version:
+            return task
+        return {**task, "status": status}
+
+    def _remember(self, uid: str, response: dict[str, Any]) -> None:
+        try:
+            version = int(response["metadata"]["resourceVersion"])
+        except (KeyError, ValueError):
+            return
+        self._written[uid] = (version, response.get("status") or {})
+        self._written.move_to_end(uid)
+        while len(self._written) > MAX_REMEMBERED:
+            self._written.popitem(last=False)
+
     async def _reconcile_locked(self, task: dict[str, Any], views: Views, *, full: bool) -> str | None:
+        task = self._freshest(task)
         meta, spec = task["metadata"], task["spec"]
         status = task.get("status") or {}
         uid, namespace, name = meta["uid"], meta["namespace"], meta["name"]
@@ -107,13 +136,15 @@ class Controller:
 
         queue = effective_queue(spec, tasktype, self.settings.default_queue)
         if not full and not self._accepted(previous, generation):
-            try:  # validation needs the parameters, which the index does not hold
-                task = await self.kube.get(tasks_path(namespace, name))
+            try:  # validation needs the parameters, which the index does not hold: start over, fresh
+                fresh = await self.kube.get(tasks_path(namespace, name))
             except ApiError as error:
                 if error.status == 404:
                     return None
                 raise
-            full = True
+            if fresh["metadata"]["uid"] != uid:
+                return None
+            return await self._reconcile_locked(fresh, views, full=True)
         if full and not self._accepted(previous, generation):
             effective, problems = resolve(spec, tasktype, self.settings.default_queue)
             if problems:
@@ -126,9 +157,10 @@ class Controller:
             if job is not None and job.running:
                 await self._delete_job(job)
             verdict = Verdict(Phase.CANCELLED, "Cancelled",
-                              "cancelled while running; the handler got SIGTERM" if job else "cancelled before it started",
+                              "cancelled while running; the handler got SIGTERM" if job or previous.get("jobName") else "cancelled before it started",
                               attempts=job.active + job.failed + job.succeeded if job else 0,
-                              job_name=job.name if job else None, start_time=job.start_time if job else None)
+                              job_name=job.name if job else previous.get("jobName"),
+                              start_time=job.start_time if job else previous.get("startTime"))
             self.in_flight.pop((uid, run), None)
             await self._write_status(task, previous, verdict, queue, run, generation)
             return None
@@ -178,8 +210,9 @@ class Controller:
             return
         meta = task["metadata"]
         try:
-            await self.kube.patch(tasks_path(meta["namespace"], meta["name"], subresource="status"), {"status": desired})
+            response = await self.kube.patch(tasks_path(meta["namespace"], meta["name"], subresource="status"), {"status": desired})
             metrics.API_WRITES.labels("patch", "tasks/status").inc()
+            self._remember(meta["uid"], response)
         except ApiError as error:
             if error.status == 404:
                 return  # the Task was deleted meanwhile; its children go with it
@@ -258,6 +291,7 @@ class Controller:
                 status = task.get("status") or {}
                 previous = status if status.get("run", 0) == run else self._archive_run(status)
                 async with self._task_locks[uid]:
+                    task = self._freshest(task)
                     await self._write_status(task, previous, Verdict(Phase.QUEUED, reason, message), queue_name, run,
                                              task["metadata"].get("generation"))
 
@@ -266,7 +300,7 @@ class Controller:
         bodies = list(views.tasks(namespace))
         if extra is not None:
             bodies = [b for b in bodies if b["metadata"]["uid"] != extra["metadata"]["uid"]] + [extra]
-        for task in bodies:
+        for task in map(self._freshest, bodies):
             meta, spec, status = task["metadata"], task["spec"], task.get("status") or {}
             uid, run = meta["uid"], int(spec.get("rerun", 0))
             if spec.get("cancel") or (uid, run) in self.in_flight:

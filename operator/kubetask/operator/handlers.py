@@ -65,7 +65,9 @@ def unfinished_tasks(body: kopf.Body, namespace: str, uid: str, **_: Any) -> dic
     if status.get("run", 0) == spec.get("rerun", 0) and status.get("phase") in TERMINAL:
         return None
     slim = {
-        "metadata": {k: _copy(body["metadata"].get(k)) for k in ("name", "namespace", "uid", "generation", "creationTimestamp", "annotations")},
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {k: _copy(body["metadata"].get(k)) for k in ("name", "namespace", "uid", "generation", "resourceVersion", "creationTimestamp", "annotations")},
         "spec": {k: _copy(v) for k, v in spec.items() if k != "parameters"},
         "status": {k: _copy(v) for k, v in status.items() if k != "result"},
     }

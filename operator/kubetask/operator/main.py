@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         log_prefix=False,
     )
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else settings.log_level)
+    if not args.verbose:
+        # One line per request or handler call is noise at scale; transitions are logged by us.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     start_http_server(settings.metrics_port, addr=settings.metrics_host)
     namespaces = settings.namespaces
     asyncio.run(kopf.operator(
@@ -32,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         standalone=True,  # no peering: deterministic Job names make a second instance harmless
         clusterwide=not namespaces,
         namespaces=namespaces,
-        liveness_endpoint=f"http://{settings.metrics_host}:{settings.metrics_port + 1}/healthz",
+        liveness_endpoint=f"http://{settings.metrics_host}:{settings.health_port}/healthz",
     ))
     return 0
 
