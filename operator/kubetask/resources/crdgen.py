@@ -178,6 +178,7 @@ def tasktype_crd() -> dict[str, Any]:
 def taskqueue_crd() -> dict[str, Any]:
     spec = _model_schema(models.TaskQueueSpec)
     spec["description"] = models.TaskQueueSpec.__doc__
+    spec["default"] = {}  # a bare TaskQueue gets maxRunning's default
     status = _model_schema(models.TaskQueueStatus, keep_defaults=False)
     columns = [
         {"name": "MaxRunning", "type": "integer", "jsonPath": ".spec.maxRunning"},

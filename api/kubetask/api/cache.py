@@ -1,0 +1,290 @@
+"""A watch-backed, in-memory copy of Tasks, TaskTypes and TaskQueues (client-go's informer, small).
+
+Each `Informer` lists its scope (one namespace, or the cluster) in pages, then watches from the
+list's resourceVersion. A watch that ends normally is resumed from the last resourceVersion seen
+(bookmarks keep it fresh); 410 Gone, or any error, means a fresh list, whose difference to what the
+cache held is published as ordinary events, so subscribers (the event streams) miss nothing but
+the intermediate states of a gap. Reads therefore lag the cluster by the watch delay (typically
+milliseconds; longer while a watch is being re-established).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import httpx
+
+from kubetask.api.metrics import GatewayMetrics
+from kubetask.kube import ApiError, tasks_path
+
+log = logging.getLogger("kubetask.gateway.cache")
+Obj = dict[str, Any]
+Event = tuple[str, Obj]  # ("ADDED" | "MODIFIED" | "DELETED", object)
+
+
+class Watcher(Protocol):
+    """What the cache needs of `kubetask.kube.Kube`."""
+
+    async def get(self, path: str, **params: Any) -> dict[str, Any]: ...
+
+    def watch(self, path: str, resource_version: str | None = None, timeout_seconds: int = 300,
+              **params: Any) -> Any: ...
+
+
+class StreamOverflow(Exception):
+    """A subscriber fell too far behind; its stream ends and the client reconnects."""
+
+
+class Subscription:
+    """Events for one namespace (and optionally one name), queued for one stream."""
+
+    def __init__(self, cache: ResourceCache, namespace: str, name: str | None, maxsize: int) -> None:
+        self.cache, self.namespace, self.name = cache, namespace, name
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.overflowed = False
+
+    def matches(self, namespace: str, name: str) -> bool:
+        return namespace == self.namespace and (self.name is None or name == self.name)
+
+    def offer(self, event: Event) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+    async def next(self, timeout: float) -> Event | None:
+        """The next event, or None after `timeout` seconds without one."""
+        if self.overflowed and self.queue.empty():
+            raise StreamOverflow()
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except asyncio.TimeoutError:
+            if self.overflowed:
+                raise StreamOverflow() from None
+            return None
+
+    def close(self) -> None:
+        self.cache._subscriptions.discard(self)
+
+
+def _slim(obj: Obj) -> Obj:
+    meta = obj.get("metadata") or {}
+    if "managedFields" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj
+
+
+def _key(obj: Obj) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace", "")), str(meta.get("name", ""))
+
+
+class ResourceCache:
+    """Objects of one kubetask resource by namespace and name, kept current by list + watch."""
+
+    def __init__(self, kube: Watcher, plural: str, namespaces: list[str], metrics: GatewayMetrics | None = None,
+                 watch_timeout_seconds: int = 300, subscriber_queue: int = 1000) -> None:
+        self.kube = kube
+        self.plural = plural
+        self.metrics = metrics
+        self.watch_timeout_seconds = watch_timeout_seconds
+        self.subscriber_queue = subscriber_queue
+        self._objects: dict[str, dict[str, Obj]] = {}
+        self._sorted: dict[str, list[str]] = {}
+        self._subscriptions: set[Subscription] = set()
+        self.informers = [Informer(self, ns) for ns in namespaces] if namespaces else [Informer(self, None)]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- reads ---------------------------------------------------------------------------------
+    def get(self, namespace: str, name: str) -> Obj | None:
+        return self._objects.get(namespace, {}).get(name)
+
+    def names(self, namespace: str) -> list[str]:
+        """Names in the namespace, sorted (kept until the namespace changes)."""
+        names = self._sorted.get(namespace)
+        if names is None:
+            names = sorted(self._objects.get(namespace, {}))
+            self._sorted[namespace] = names
+        return names
+
+    def items(self, namespace: str) -> list[Obj]:
+        objects = self._objects.get(namespace, {})
+        return [objects[n] for n in self.names(namespace) if n in objects]
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._objects.values())
+
+    @property
+    def synced(self) -> bool:
+        return all(i.synced for i in self.informers)
+
+    @property
+    def healthy(self) -> bool:
+        return all(i.synced and i.healthy for i in self.informers)
+
+    def problems(self) -> list[str]:
+        return [f"{self.plural} in {i.scope}: {i.last_error or 'not listed yet'}" for i in self.informers if not (i.synced and i.healthy)]
+
+    # -- subscriptions ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def subscribe(self, namespace: str, name: str | None = None) -> Iterator[Subscription]:
+        subscription = Subscription(self, namespace, name, self.subscriber_queue)
+        self._subscriptions.add(subscription)
+        try:
+            yield subscription
+        finally:
+            subscription.close()
+
+    def _publish(self, kind: str, obj: Obj) -> None:
+        namespace, name = _key(obj)
+        for subscription in list(self._subscriptions):
+            if subscription.matches(namespace, name):
+                subscription.offer((kind, obj))
+
+    # -- writes (from the informers) ---------------------------------------------------------------
+    def apply(self, kind: str, obj: Obj) -> None:
+        obj = _slim(obj)
+        namespace, name = _key(obj)
+        bucket = self._objects.setdefault(namespace, {})
+        if kind == "DELETED":
+            if bucket.pop(name, None) is not None:
+                self._sorted.pop(namespace, None)
+        else:
+            if name not in bucket:
+                self._sorted.pop(namespace, None)
+            bucket[name] = obj
+        self._count()
+        self._publish(kind, obj)
+
+    def replace(self, namespace: str | None, objects: list[Obj]) -> None:
+        """A fresh list of one scope: store it and publish how it differs from what was held."""
+        fresh: dict[tuple[str, str], Obj] = {_key(o): _slim(o) for o in objects}
+        held = {(ns, n): o for ns, bucket in self._objects.items() if namespace is None or ns == namespace
+                for n, o in bucket.items()}
+        for key, obj in held.items():
+            if key not in fresh:
+                self.apply("DELETED", obj)
+        for key, obj in fresh.items():
+            old = held.get(key)
+            if old is None:
+                self.apply("ADDED", obj)
+            elif (old.get("metadata") or {}).get("resourceVersion") != (obj.get("metadata") or {}).get("resourceVersion"):
+                self.apply("MODIFIED", obj)
+
+    def _count(self) -> None:
+        if self.metrics is not None:
+            self.metrics.cache_objects.labels(self.plural).set(len(self))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(i.run(), name=f"cache-{self.plural}-{i.scope}") for i in self.informers]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+
+
+class Gone(Exception):
+    """The watch's resourceVersion is too old (410): list again."""
+
+
+class Informer:
+    def __init__(self, cache: ResourceCache, namespace: str | None) -> None:
+        self.cache = cache
+        self.namespace = namespace
+        self.scope = f"namespace {namespace}" if namespace else "all namespaces"
+        self.path = tasks_path(namespace, plural=cache.plural)
+        self.resource_version: str | None = None
+        self.synced = False
+        self.healthy = False
+        self.last_error = ""
+
+    def _restart(self, reason: str) -> None:
+        if self.cache.metrics is not None:
+            self.cache.metrics.watch_restarts.labels(self.cache.plural, reason).inc()
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await self.list()
+                self.synced = self.healthy = True
+                self.last_error = ""
+                backoff = 0.5
+                await self.watch()
+            except Gone:
+                self._restart("gone")
+                continue
+            except asyncio.CancelledError:
+                raise
+            except ApiError as error:
+                self._failed(f"{error.status} {error.reason}: {error.message}", f"http_{error.status}")
+            except (httpx.HTTPError, OSError, ValueError, KeyError) as error:
+                self._failed(f"{type(error).__name__}: {error}", "error")
+            await asyncio.sleep(backoff * (1 + random.random() / 2))
+            backoff = min(backoff * 2, 30.0)
+
+    def _failed(self, message: str, reason: str) -> None:
+        self.healthy = False
+        self.last_error = message
+        self._restart(reason)
+        log.warning("%s cache (%s): list/watch failed, will retry: %s", self.cache.plural, self.scope, message)
+
+    async def list(self) -> None:
+        objects: list[Obj] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 500}
+            if token:
+                params["continue"] = token
+            try:
+                page = await self.cache.kube.get(self.path, **params)
+            except ApiError as error:
+                if error.status == 410 and token:  # the continue token expired: start over
+                    objects, token = [], None
+                    continue
+                raise
+            objects.extend(page.get("items") or [])
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue") or None
+            if not token:
+                self.resource_version = metadata.get("resourceVersion")
+                break
+        self.cache.replace(self.namespace, objects)
+
+    async def watch(self) -> None:
+        """Watch from the last resourceVersion, resuming after normal ends; raises Gone on 410."""
+        while True:
+            try:
+                async for event in self.cache.kube.watch(self.path, resource_version=self.resource_version,
+                                                         timeout_seconds=self.cache.watch_timeout_seconds):
+                    self.handle(event)
+            except ApiError as error:
+                if error.status == 410:
+                    raise Gone() from error
+                raise
+            self.healthy = True
+
+    def handle(self, event: dict[str, Any]) -> None:
+        kind, obj = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            code = obj.get("code")
+            if code == 410:
+                raise Gone()
+            raise ApiError(int(code or 500), str(obj.get("reason", "Error")), str(obj.get("message", "watch error")), obj)
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if version:
+            self.resource_version = version
+        if kind in ("ADDED", "MODIFIED", "DELETED"):
+            self.cache.apply(kind, obj)

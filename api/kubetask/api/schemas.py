@@ -1,0 +1,214 @@
+"""Request and response shapes of the REST API.
+
+Requests embed the operator's own `TaskSpec`, so the gateway and the CRD accept the same specs.
+Responses are flat views of the custom resources, built by the `*_view` functions from whatever
+the API server holds (they never fail on a field they do not know).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from kubetask.operator.naming import ANNOTATION_SUBMITTED_BY
+from kubetask.resources.models import (
+    MAX_NAME, Condition, Failure, Phase, Progress, RunRecord, TaskDefaults, TaskLimits, TaskSpec,
+)
+
+TERMINAL = frozenset(p.value for p in Phase if p.terminal)
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+MAX_LABELS = 32
+MAX_ANNOTATIONS = 32
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class View(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+# ---------------------------------------------------------------------------------------------
+
+class SubmitRequest(Strict):
+    """A Task to create: its spec (the CRD's TaskSpec) and optional metadata."""
+
+    name: str | None = Field(
+        None, min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN,
+        description="The Task's name. Default: `<type>-<random>` (or `<type>-<hash>` with an Idempotency-Key).",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, max_length=MAX_LABELS,
+        description=f"Labels of the Task (at most {MAX_LABELS}; keys under kubetask.io/ are reserved).",
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict, max_length=MAX_ANNOTATIONS,
+        description=f"Annotations of the Task (at most {MAX_ANNOTATIONS}; keys under kubetask.io/ are reserved).",
+    )
+    spec: TaskSpec = Field(..., description="What to run; see the Task CRD. cancel and rerun must be left unset.")
+
+
+class BatchRequest(Strict):
+    items: list[SubmitRequest] = Field(..., min_length=1, max_length=1000, description="The Tasks to create, all or none.")
+
+
+class RetryRequest(Strict):
+    resource_version: str | None = Field(
+        None, alias="resourceVersion", max_length=64,
+        description="Optimistic concurrency: retry only if the Task still has this metadata.resourceVersion (else 409).",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses
+# ---------------------------------------------------------------------------------------------
+
+class TaskView(View):
+    """A Task as the gateway shows it: identity, spec, and the status fields flattened."""
+
+    name: str
+    namespace: str
+    uid: str
+    resource_version: str = Field(..., description="metadata.resourceVersion; send it back with retry for optimistic concurrency.")
+    generation: int | None = None
+    creation_timestamp: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    submitted_by: str | None = Field(None, description="The user who submitted the Task through the gateway.")
+    spec: dict[str, Any] = Field(..., description="The Task's spec, as stored.")
+    phase: str = Field(..., description="Pending, Queued, Running, Succeeded, Failed or Cancelled.")
+    finished: bool = Field(..., description="True when the current run (spec.rerun) reached a terminal phase.")
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None
+    queue: str | None = Field(None, description="The TaskQueue the Task was resolved to.")
+    run: int = Field(0, description="The run the status describes (spec.rerun once the operator saw it).")
+    attempts: int = 0
+    job_name: str | None = None
+    queued_time: str | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    progress: Progress | None = None
+    result: Any = Field(None, description="The handler's result (its termination message, parsed as JSON when it is JSON).")
+    last_failure: Failure | None = None
+    history: list[RunRecord] = Field(default_factory=list, description="Earlier runs (see retry).")
+
+
+class TaskList(View):
+    items: list[TaskView]
+    continue_: str | None = Field(None, alias="continue", description="Pass as ?continue= for the next page; null on the last page.")
+    remaining_item_count: int = Field(0, description="How many more items match after this page.")
+
+
+class BatchItemResult(View):
+    index: int
+    status: int = Field(..., description="201 created, 200 an Idempotency-Key replay, 422/409/413 this item is at fault, "
+                                         "424 valid but not created because another item failed.")
+    name: str | None = None
+    task: TaskView | None = None
+    error: dict[str, Any] | None = Field(None, description="The error shape's `error` object for this item.")
+
+
+class BatchResponse(View):
+    items: list[BatchItemResult]
+
+
+class TaskTypeView(View):
+    name: str
+    namespace: str
+    image: str | None = None
+    parameters_schema: dict[str, Any] | None = Field(None, description="JSON Schema the Task parameters must satisfy.")
+    defaults: TaskDefaults | None = None
+    limits: TaskLimits | None = None
+    gpu_resource_name: str | None = None
+    creation_timestamp: str | None = None
+
+
+class TaskQueueView(View):
+    name: str
+    namespace: str
+    max_running: int
+    max_gpus: int | None = None
+    paused: bool = False
+    pending: int = Field(0, description="Tasks waiting for admission (from the TaskQueue status, published by the operator).")
+    running: int = Field(0, description="Tasks with an unfinished Job.")
+    running_gpus: int = 0
+    creation_timestamp: str | None = None
+
+
+class TaskTypeList(View):
+    items: list[TaskTypeView]
+
+
+class TaskQueueList(View):
+    items: list[TaskQueueView]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Views from stored objects
+# ---------------------------------------------------------------------------------------------
+
+def finished(task: dict[str, Any]) -> bool:
+    """Terminal for the current run: a raised spec.rerun the operator has not seen yet is not finished."""
+    spec, status = task.get("spec") or {}, task.get("status") or {}
+    return status.get("phase") in TERMINAL and int(status.get("run", 0) or 0) == int(spec.get("rerun", 0) or 0)
+
+
+def task_view(task: dict[str, Any]) -> dict[str, Any]:
+    meta, spec, status = task.get("metadata") or {}, task.get("spec") or {}, task.get("status") or {}
+    annotations = meta.get("annotations") or {}
+    return {
+        "name": meta.get("name", ""),
+        "namespace": meta.get("namespace", ""),
+        "uid": meta.get("uid", ""),
+        "resourceVersion": meta.get("resourceVersion", ""),
+        "generation": meta.get("generation"),
+        "creationTimestamp": meta.get("creationTimestamp"),
+        "labels": meta.get("labels") or {},
+        "annotations": annotations,
+        "submittedBy": annotations.get(ANNOTATION_SUBMITTED_BY),
+        "spec": spec,
+        "phase": status.get("phase") or Phase.PENDING.value,
+        "finished": finished(task),
+        "conditions": status.get("conditions") or [],
+        "observedGeneration": status.get("observedGeneration"),
+        "queue": status.get("queue"),
+        "run": status.get("run", 0),
+        "attempts": status.get("attempts", 0),
+        "jobName": status.get("jobName"),
+        "queuedTime": status.get("queuedTime"),
+        "startTime": status.get("startTime"),
+        "completionTime": status.get("completionTime"),
+        "progress": status.get("progress"),
+        "result": status.get("result"),
+        "lastFailure": status.get("lastFailure"),
+        "history": status.get("history") or [],
+    }
+
+
+def tasktype_view(obj: dict[str, Any]) -> dict[str, Any]:
+    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    return {
+        "name": meta.get("name", ""), "namespace": meta.get("namespace", ""), "image": spec.get("image"),
+        "parametersSchema": spec.get("parametersSchema"), "defaults": spec.get("defaults"), "limits": spec.get("limits"),
+        "gpuResourceName": spec.get("gpuResourceName"), "creationTimestamp": meta.get("creationTimestamp"),
+    }
+
+
+def taskqueue_view(obj: dict[str, Any]) -> dict[str, Any]:
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    return {
+        "name": meta.get("name", ""), "namespace": meta.get("namespace", ""),
+        "maxRunning": spec.get("maxRunning", 10), "maxGpus": spec.get("maxGpus"), "paused": bool(spec.get("paused", False)),
+        "pending": status.get("pending", 0), "running": status.get("running", 0), "runningGpus": status.get("runningGpus", 0),
+        "creationTimestamp": meta.get("creationTimestamp"),
+    }

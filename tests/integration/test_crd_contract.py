@@ -1,0 +1,136 @@
+"""The resource contract, as the real API server enforces it (what `kubectl apply` users meet).
+
+Every invalid manifest must be rejected with a message that names the field; every rejected update
+must leave the stored object exactly as it was."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from kubetask.kube import ApiError, KubeSync, tasks_path
+
+API = "kubetask.io/v1alpha1"
+
+
+def task(spec: Any = None, name: str = "t", **meta: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"apiVersion": API, "kind": "Task", "metadata": {"name": name, **meta}}
+    if spec is not None:
+        body["spec"] = spec
+    return body
+
+
+def tasktype(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": API, "kind": "TaskType", "metadata": {"name": "tt"}, "spec": spec}
+
+
+def queue(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": API, "kind": "TaskQueue", "metadata": {"name": "q"}, "spec": spec}
+
+
+S = {"type": "echo"}
+INVALID_CREATES: list[tuple[str, str, dict[str, Any], str]] = [
+    ("no-spec", "tasks", task(), "spec: Required value"),
+    ("no-type", "tasks", task({"parameters": {}}), "spec.type: Required value"),
+    ("empty-type", "tasks", task({"type": ""}), "spec.type"),
+    ("uppercase-type", "tasks", task({"type": "Echo"}), "spec.type"),
+    ("long-type", "tasks", task({"type": "e" * 64}), "spec.type"),
+    ("negative-retries", "tasks", task({**S, "retries": -1}), "spec.retries"),
+    ("too-many-retries", "tasks", task({**S, "retries": 21}), "spec.retries"),
+    ("zero-timeout", "tasks", task({**S, "timeoutSeconds": 0}), "spec.timeoutSeconds"),
+    ("absurd-timeout", "tasks", task({**S, "timeoutSeconds": 10**9}), "spec.timeoutSeconds"),
+    ("bad-cpu", "tasks", task({**S, "resources": {"cpu": "lots"}}), "spec.resources.cpu"),
+    ("bad-memory", "tasks", task({**S, "resources": {"memory": "5 Gi"}}), "spec.resources.memory"),
+    ("negative-gpu", "tasks", task({**S, "resources": {"gpu": -1}}), "spec.resources.gpu"),
+    ("absurd-gpu", "tasks", task({**S, "resources": {"gpu": 1000}}), "spec.resources.gpu"),
+    ("parameters-not-object", "tasks", task({**S, "parameters": "x=1"}), "spec.parameters"),
+    ("too-many-parameters", "tasks", task({**S, "parameters": {f"k{i}": i for i in range(65)}}), "spec.parameters"),
+    ("unknown-field", "tasks", task({**S, "retriez": 3}), 'unknown field "spec.retriez"'),
+    ("priority-out-of-range", "tasks", task({**S, "priority": 5000}), "spec.priority"),
+    ("exit-code-zero", "tasks", task({**S, "nonRetryableExitCodes": [0]}), "spec.nonRetryableExitCodes[0]"),
+    ("too-many-exit-codes", "tasks", task({**S, "nonRetryableExitCodes": list(range(1, 18))}), "spec.nonRetryableExitCodes"),
+    ("negative-ttl", "tasks", task({**S, "ttlSecondsAfterFinished": -5}), "spec.ttlSecondsAfterFinished"),
+    ("name-too-long", "tasks", task(S, name="n" * 64), "metadata.name must be at most 63 characters"),
+    ("bad-queue-name", "tasks", task({**S, "queue": "Q_1"}), "spec.queue"),
+    ("cancel-not-bool", "tasks", task({**S, "cancel": "yes"}), "spec.cancel"),
+    ("negative-rerun", "tasks", task({**S, "rerun": -1}), "spec.rerun"),
+    ("type-not-string", "tasks", task({"type": 7}), "spec.type"),
+    ("tasktype-without-image", "tasktypes", tasktype({"command": ["run"]}), "spec.image: Required value"),
+    ("tasktype-bad-limit", "tasktypes", tasktype({"image": "i", "limits": {"cpu": "abc"}}), "spec.limits.cpu"),
+    ("tasktype-bad-env-name", "tasktypes", tasktype({"image": "i", "env": [{"name": "1BAD", "value": "x"}]}), "spec.env[0].name"),
+    ("queue-negative-max", "taskqueues", queue({"maxRunning": -1}), "spec.maxRunning"),
+    ("queue-unknown-field", "taskqueues", queue({"maxRuning": 3}), 'unknown field "spec.maxRuning"'),
+]
+
+
+@pytest.mark.parametrize("plural,body,needle", [c[1:] for c in INVALID_CREATES], ids=[c[0] for c in INVALID_CREATES])
+def test_invalid_manifest_is_rejected_naming_the_field(kube: KubeSync, namespace: str, plural: str, body: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ApiError) as error:
+        kube.create(tasks_path(namespace, plural=plural), body, fieldValidation="Strict")
+    assert error.value.status in (400, 422), error.value
+    assert needle in error.value.message, error.value.message
+    with pytest.raises(ApiError) as missing:  # nothing was stored
+        kube.get(tasks_path(namespace, body["metadata"]["name"], plural=plural))
+    assert missing.value.status == 404
+
+
+STORED = {"type": "echo", "parameters": {"n": 1}, "retries": 2, "queue": "default", "resources": {"cpu": "100m"}}
+INVALID_UPDATES: list[tuple[str, dict[str, Any], str]] = [
+    ("change-type", {"type": "other"}, "type is immutable"),
+    ("change-parameters", {"parameters": {"n": 2}}, "parameters is immutable"),
+    ("add-parameter", {"parameters": {"n": 1, "m": 2}}, "parameters is immutable"),
+    ("change-retries", {"retries": 3}, "retries is immutable"),
+    ("add-timeout", {"timeoutSeconds": 60}, "timeoutSeconds is immutable"),
+    ("change-queue", {"queue": "other"}, "queue is immutable"),
+    ("change-resources", {"resources": {"cpu": "200m"}}, "resources is immutable"),
+    ("rerun-jumps", {"rerun": 2}, "rerun can only be raised by one"),
+]
+
+
+@pytest.mark.parametrize("change,needle", [c[1:] for c in INVALID_UPDATES], ids=[c[0] for c in INVALID_UPDATES])
+def test_immutable_spec_edits_are_rejected_and_nothing_changes(kube: KubeSync, namespace: str, change: dict[str, Any], needle: str) -> None:
+    stored = kube.create(tasks_path(namespace), task(copy.deepcopy(STORED)))
+    with pytest.raises(ApiError) as error:
+        kube.patch(tasks_path(namespace, "t"), {"spec": change})
+    assert error.value.status == 422 and needle in error.value.message, error.value.message
+    after = kube.get(tasks_path(namespace, "t"))
+    assert after["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"]
+    assert after["spec"] == stored["spec"]
+
+
+def test_cancel_only_goes_on_and_rerun_may_switch_it_off(kube: KubeSync, namespace: str) -> None:
+    kube.create(tasks_path(namespace), task(dict(STORED)))
+    kube.patch(tasks_path(namespace, "t"), {"spec": {"cancel": True}})
+    with pytest.raises(ApiError) as error:
+        kube.patch(tasks_path(namespace, "t"), {"spec": {"cancel": False}})
+    assert error.value.status == 422 and "cancel cannot be switched back off" in error.value.message
+    assert kube.get(tasks_path(namespace, "t"))["spec"]["cancel"] is True
+    rerun = kube.patch(tasks_path(namespace, "t"), {"spec": {"cancel": False, "rerun": 1}})
+    assert (rerun["spec"]["cancel"], rerun["spec"]["rerun"]) == (False, 1)
+    with pytest.raises(ApiError) as backwards:
+        kube.patch(tasks_path(namespace, "t"), {"spec": {"rerun": 0}})
+    assert "rerun can only be raised by one" in backwards.value.message
+
+
+def test_valid_manifests_are_accepted_with_defaults(kube: KubeSync, namespace: str) -> None:
+    minimal = kube.create(tasks_path(namespace), task({"type": "echo"}, name="minimal"))
+    assert (minimal["spec"]["cancel"], minimal["spec"]["rerun"]) == (False, 0)
+    full = kube.create(tasks_path(namespace), task({
+        "type": "echo", "parameters": {"nested": {"list": [1, "two", None]}}, "queue": "gpu", "priority": -5,
+        "resources": {"cpu": "1500m", "memory": "2Gi", "gpu": 1}, "timeoutSeconds": 3600, "retries": 3,
+        "nonRetryableExitCodes": [65, 78], "ttlSecondsAfterFinished": 600}, name="full"), fieldValidation="Strict")
+    assert full["spec"]["parameters"] == {"nested": {"list": [1, "two", None]}}
+    tt = kube.create(tasks_path(namespace, plural="tasktypes"), tasktype({"image": "i"}))
+    assert tt["spec"]["gpuResourceName"] == "nvidia.com/gpu"
+    q = kube.create(tasks_path(namespace, plural="taskqueues"), {"apiVersion": API, "kind": "TaskQueue", "metadata": {"name": "q"}})
+    assert q["spec"] == {"maxRunning": 10, "paused": False}
+
+
+def test_status_is_a_subresource(kube: KubeSync, namespace: str) -> None:
+    """Users editing the main resource cannot forge status (only the operator writes /status)."""
+    created = kube.create(tasks_path(namespace), task({"type": "echo"}, name="s"))
+    updated = kube.patch(tasks_path(namespace, "s"), {"status": {"phase": "Succeeded"}})
+    assert "status" not in updated or updated["status"].get("phase") != "Succeeded"
+    assert updated["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]

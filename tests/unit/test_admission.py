@@ -1,0 +1,38 @@
+"""admit: which waiting Tasks start now."""
+
+from __future__ import annotations
+
+from kubetask.operator.admission import Candidate, QueueState, admission_order, admit
+
+
+def c(name: str, priority: int = 0, created: str = "2026-11-24T10:00:00Z", gpu: int = 0) -> Candidate:
+    return Candidate(uid=name, name=name, priority=priority, created=created, gpu=gpu)
+
+
+def names(cands: list[Candidate]) -> list[str]:
+    return [x.name for x in cands]
+
+
+def test_priority_first_then_first_come_first_served() -> None:
+    waiting = [c("old-low", 0, "2026-11-24T10:00:00Z"), c("new-high", 5, "2026-11-24T10:00:09Z"),
+               c("mid-high", 5, "2026-11-24T10:00:05Z"), c("negative", -3, "2026-11-24T09:00:00Z")]
+    assert names(admission_order(waiting)) == ["mid-high", "new-high", "old-low", "negative"]
+
+
+def test_concurrency_limit_counts_running_work() -> None:
+    waiting = [c("a"), c("b", created="2026-11-24T10:00:01Z"), c("c", created="2026-11-24T10:00:02Z")]
+    assert names(admit(waiting, QueueState(max_running=3, running=1))) == ["a", "b"]
+    assert admit(waiting, QueueState(max_running=3, running=3)) == []
+    assert admit(waiting, QueueState(max_running=0, running=0)) == []
+
+
+def test_paused_queue_admits_nothing() -> None:
+    assert admit([c("a")], QueueState(max_running=10, running=0, paused=True)) == []
+
+
+def test_gpu_budget_is_strict_order() -> None:
+    waiting = [c("big", 10, gpu=4), c("small", 0, gpu=1)]
+    # 3 GPUs left: the big Task waits, and the small one does not overtake it (no starvation).
+    assert admit(waiting, QueueState(max_running=10, running=1, max_gpus=4, running_gpus=1)) == []
+    assert names(admit(waiting, QueueState(max_running=10, running=0, max_gpus=5))) == ["big", "small"]
+    assert names(admit([c("cpu-only")], QueueState(max_running=10, running=0, max_gpus=0))) == ["cpu-only"]
