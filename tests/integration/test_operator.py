@@ -230,3 +230,32 @@ def test_operator_killed_mid_flight_loses_nothing_and_duplicates_nothing(kube: K
         per_task.setdefault(job["metadata"]["labels"]["kubetask.io/task"], []).append(job["metadata"]["name"])
     assert sorted(per_task) == sorted(names)
     assert all(len(v) == 1 for v in per_task.values()), per_task
+
+
+def _writes(metrics_text: str) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith("kubetask_api_writes_total{"):
+            labels, value = line.rsplit(" ", 1)
+            counts[labels] = float(value)
+    return counts
+
+
+def test_api_writes_per_task_lifecycle_stay_few(kube: KubeSync, ns: str, operator: OperatorProcess) -> None:
+    """Submit → Succeeded on an idle queue: one Job create, three status patches (admitted, pod
+    running, succeeded) and one Event. Kopf's bookkeeping (annotations, finalizers) adds none."""
+    time.sleep(1)
+    before = _writes(operator.metrics())
+    create_task(kube, ns, "counted", sim(run_for="1s", message='"ok"'))
+    wait_phase(kube, ns, "counted", "Succeeded")
+    wait_for(lambda: events_of(kube, ns, "counted"), what="event")
+    time.sleep(1)
+    after = _writes(operator.metrics())
+    delta = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0) and "taskqueues" not in k}
+    task_writes = sum(delta.values())
+    print(f"operator writes for one Task lifecycle: {delta}")
+    assert delta.get('kubetask_api_writes_total{resource="jobs",verb="create"}') == 1
+    assert task_writes <= 5, delta
+    task = get_task(kube, ns, "counted")
+    assert not task["metadata"].get("finalizers")
+    assert not [k for k in task["metadata"].get("annotations", {}) if k.startswith("kopf.") or k.startswith("kubetask.io/last")]

@@ -209,6 +209,8 @@ class Controller:
         if not status_changed(current, desired):
             return
         meta = task["metadata"]
+        log.debug("task %s/%s: status %s/%s (changed: %s)", meta["namespace"], meta["name"], verdict.phase.value, verdict.reason,
+                  sorted(k for k, v in desired.items() if current.get(k) != v))
         try:
             response = await self.kube.patch(tasks_path(meta["namespace"], meta["name"], subresource="status"), {"status": desired})
             metrics.API_WRITES.labels("patch", "tasks/status").inc()

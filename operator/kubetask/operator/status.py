@@ -46,7 +46,8 @@ class JobSummary:
     run: int
     gpu: int
     created: str
-    finished: str | None = None  # "Complete" | "Failed"
+    finished: str | None = None  # "Complete" | "Failed": the Job is done and its pods are gone
+    failing: bool = False  # FailureTarget: the Job will fail once its pods have terminated
     reason: str = ""
     message: str = ""
     active: int = 0
@@ -64,9 +65,14 @@ def summarize_job(body: dict[str, Any]) -> JobSummary:
     meta, spec, status = body["metadata"], body.get("spec", {}), body.get("status", {})
     labels = meta.get("labels", {})
     finished, reason, message = None, "", ""
+    failing = False
     for condition in status.get("conditions", []):
-        if condition.get("status") == "True" and condition["type"] in ("Complete", "Failed"):
+        if condition.get("status") != "True":
+            continue
+        if condition["type"] in ("Complete", "Failed"):
             finished, reason, message = condition["type"], condition.get("reason", ""), condition.get("message", "")
+        elif condition["type"] == "FailureTarget" and finished is None:
+            failing, reason, message = True, condition.get("reason", ""), condition.get("message", "")
     gpu = 0
     for container in spec.get("template", {}).get("spec", {}).get("containers", []):
         for key, value in (container.get("resources", {}).get("limits") or {}).items():
@@ -75,7 +81,7 @@ def summarize_job(body: dict[str, Any]) -> JobSummary:
     return JobSummary(
         name=meta["name"], namespace=meta["namespace"], task_uid=labels.get(naming.LABEL_TASK_UID, ""),
         queue=labels.get(naming.LABEL_QUEUE, ""), run=int(labels.get(naming.LABEL_RUN, "0")), gpu=gpu,
-        created=meta.get("creationTimestamp", ""), finished=finished, reason=reason, message=message,
+        created=meta.get("creationTimestamp", ""), finished=finished, failing=failing, reason=reason, message=message,
         active=int(status.get("active") or 0), failed=int(status.get("failed") or 0),
         succeeded=int(status.get("succeeded") or 0), start_time=status.get("startTime"),
         completion_time=status.get("completionTime"),
@@ -141,14 +147,17 @@ def observe_run(job: JobSummary, pods: list[PodSummary]) -> Verdict:
     pods = sorted(pods, key=lambda p: (p.created, p.name))
     failed_pods = [p for p in pods if p.phase == "Failed"]
     last_failed = failed_pods[-1] if failed_pods else None
-    attempts = max(job.active + job.failed + job.succeeded, len(pods))
+    # The Job starts its first pod at once: a Job that exists is at least one attempt (one write saved).
+    attempts = max(1, job.active + job.failed + job.succeeded, len(pods))
     common = {"attempts": attempts, "job_name": job.name, "start_time": job.start_time or job.created}
     if job.finished == "Complete":
         succeeded = [p for p in pods if p.phase == "Succeeded"]
         result = parse_result(succeeded[-1].message) if succeeded else None
         return Verdict(Phase.SUCCEEDED, "Succeeded", "the handler finished successfully", result=result,
                        completion_time=job.completion_time, **common)
-    if job.finished == "Failed":
+    if job.finished == "Failed" or job.failing:
+        # FailureTarget already decides the outcome; the Failed condition follows once the pods
+        # are gone. Reporting it now saves a "Retrying" write that would be wrong anyway.
         reason = job.reason or "JobFailed"
         failure = _failure_from(last_failed, reason, job.message)
         explanation = {
@@ -159,8 +168,9 @@ def observe_run(job: JobSummary, pods: list[PodSummary]) -> Verdict:
         if failure.get("exitCode") is not None:
             explanation += f"; last exit code {failure['exitCode']}"
         return Verdict(Phase.FAILED, reason, explanation, failure=failure, **common)
-    # Still running.
-    if any(p.phase == "Running" and not p.deleting for p in pods):
+    # Still running. A pod that already succeeded reads as running until the Job says Complete
+    # (a moment later): no intermediate status, no extra write.
+    if any((p.phase == "Running" and not p.deleting) or p.phase == "Succeeded" for p in pods):
         if last_failed is not None:
             return Verdict(Phase.RUNNING, "Retrying", f"attempt {attempts} running after exit code {last_failed.exit_code}",
                            failure=_failure_from(last_failed, "PodFailed", ""), pod_running=True, **common)

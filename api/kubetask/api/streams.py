@@ -1,0 +1,139 @@
+"""Server-sent events: one Task's changes until it finishes, or a filtered list's changes.
+
+Wire format (text/event-stream), one event per change of what the client sees:
+
+    id: <resourceVersion>
+    event: status            (one Task; `deleted` if it goes away; `error` before an abnormal end)
+    data: <the Task, as GET returns it>
+
+List streams send `added`, `modified` and `deleted`, starting with an `added` per current match.
+Idle streams carry a `: keepalive` comment every few seconds so proxies keep them open.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from kubetask.api.cache import ResourceCache, StreamOverflow
+from kubetask.api.errors import error_info
+from kubetask.api.metrics import GatewayMetrics
+from kubetask.api.schemas import finished, task_view
+
+KEEPALIVE = b": keepalive\n\n"
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+MEDIA_TYPE = "text/event-stream"
+
+
+def sse(data: Any, event: str | None = None, id: str | None = None, retry_ms: int | None = None) -> bytes:
+    """One event. `data` is sent as compact JSON (a single line); strings with newlines become several data lines."""
+    lines: list[str] = []
+    if id:
+        lines.append(f"id: {_one_line(id)}")
+    if event:
+        lines.append(f"event: {_one_line(event)}")
+    if retry_ms is not None:
+        lines.append(f"retry: {int(retry_ms)}")
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False) if not isinstance(data, str) else data
+    lines += [f"data: {line}" for line in text.split("\n")]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def _signature(view: dict[str, Any]) -> str:
+    """What a client can see change (the resourceVersion alone changing is not a change)."""
+    return json.dumps({k: v for k, v in view.items() if k != "resourceVersion"}, sort_keys=True, default=str)
+
+
+def _version(task: dict[str, Any]) -> str | None:
+    version = (task.get("metadata") or {}).get("resourceVersion")
+    return str(version) if version else None
+
+
+async def task_events(cache: ResourceCache, namespace: str, name: str, first: dict[str, Any], *,
+                      keepalive: float, max_seconds: float, metrics: GatewayMetrics | None = None) -> AsyncIterator[bytes]:
+    """Events of one Task: its current state, then each change; the stream ends once the current run is finished."""
+    deadline = time.monotonic() + max_seconds
+    if metrics is not None:
+        metrics.streams.labels("task").inc()
+    try:
+        with cache.subscribe(namespace, name) as subscription:
+            current = cache.get(namespace, name) or first  # read after subscribing: nothing falls between
+            view = task_view(current)
+            yield sse(view, "status", _version(current), retry_ms=2000)
+            last = _signature(view)
+            if finished(current):
+                return
+            while time.monotonic() < deadline:
+                try:
+                    event = await subscription.next(min(keepalive, max(0.1, deadline - time.monotonic())))
+                except StreamOverflow:
+                    yield sse(error_info(503, "the stream fell behind; reconnect to continue"), "error")
+                    return
+                if event is None:
+                    yield KEEPALIVE
+                    continue
+                kind, task = event
+                view = task_view(task)
+                if kind == "DELETED":
+                    yield sse(view, "deleted", _version(task))
+                    return
+                signature = _signature(view)
+                if signature != last:
+                    last = signature
+                    yield sse(view, "status", _version(task))
+                if finished(task):
+                    return
+    finally:
+        if metrics is not None:
+            metrics.streams.labels("task").dec()
+
+
+async def list_events(cache: ResourceCache, namespace: str, matches: Callable[[dict[str, Any]], bool], *,
+                      keepalive: float, max_seconds: float, metrics: GatewayMetrics | None = None) -> AsyncIterator[bytes]:
+    """Events of the Tasks matching a filter: `added` for each current one, then every change.
+
+    A Task that stops matching (say its phase filter) is reported `deleted` from the stream's view,
+    as a Kubernetes watch with a selector does."""
+    deadline = time.monotonic() + max_seconds
+    if metrics is not None:
+        metrics.streams.labels("list").inc()
+    try:
+        with cache.subscribe(namespace) as subscription:
+            shown: dict[str, str] = {}
+            for task in cache.items(namespace):
+                if matches(task):
+                    view = task_view(task)
+                    shown[view["name"]] = _signature(view)
+                    yield sse(view, "added", _version(task), retry_ms=2000)
+            while time.monotonic() < deadline:
+                try:
+                    event = await subscription.next(min(keepalive, max(0.1, deadline - time.monotonic())))
+                except StreamOverflow:
+                    yield sse(error_info(503, "the stream fell behind; reconnect to continue"), "error")
+                    return
+                if event is None:
+                    yield KEEPALIVE
+                    continue
+                kind, task = event
+                view = task_view(task)
+                name = view["name"]
+                if kind != "DELETED" and matches(task):
+                    signature = _signature(view)
+                    if name not in shown:
+                        shown[name] = signature
+                        yield sse(view, "added", _version(task))
+                    elif shown[name] != signature:
+                        shown[name] = signature
+                        yield sse(view, "modified", _version(task))
+                elif name in shown:
+                    del shown[name]
+                    yield sse(view, "deleted", _version(task))
+    finally:
+        if metrics is not None:
+            metrics.streams.labels("list").dec()
