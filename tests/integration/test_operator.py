@@ -243,19 +243,22 @@ def _writes(metrics_text: str) -> dict[str, float]:
 
 def test_api_writes_per_task_lifecycle_stay_few(kube: KubeSync, ns: str, operator: OperatorProcess) -> None:
     """Submit → Succeeded on an idle queue: one Job create, three status patches (admitted, pod
-    running, succeeded) and one Event. Kopf's bookkeeping (annotations, finalizers) adds none."""
+    running, succeeded) and two Events (Started, Succeeded). Kopf's bookkeeping adds none."""
     time.sleep(1)
     before = _writes(operator.metrics())
     create_task(kube, ns, "counted", sim(run_for="1s", message='"ok"'))
     wait_phase(kube, ns, "counted", "Succeeded")
-    wait_for(lambda: events_of(kube, ns, "counted"), what="event")
+    wait_for(lambda: len(events_of(kube, ns, "counted")) >= 2, what="events")
     time.sleep(1)
     after = _writes(operator.metrics())
     delta = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0) and "taskqueues" not in k}
     task_writes = sum(delta.values())
     print(f"operator writes for one Task lifecycle: {delta}")
     assert delta.get('kubetask_api_writes_total{resource="jobs",verb="create"}') == 1
-    assert task_writes <= 5, delta
+    assert task_writes <= 6, delta
+    assert delta.get('kubetask_api_writes_total{resource="tasks/status",verb="patch"}') <= 3
+    assert {e["reason"] for e in events_of(kube, ns, "counted")} == {"Started", "Succeeded"}
+    assert f'kubetask_tasks{{phase="Succeeded",queue="default",type="sim"}}' in operator.metrics()
     task = get_task(kube, ns, "counted")
     assert not task["metadata"].get("finalizers")
     assert not [k for k in task["metadata"].get("annotations", {}) if k.startswith("kopf.") or k.startswith("kubetask.io/last")]

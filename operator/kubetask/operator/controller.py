@@ -361,6 +361,8 @@ class Controller:
                 self.in_flight.pop((uid, run), None)
                 raise
         log.info("task %s/%s: admitted from queue %s, Job %s", namespace, name, queue_name, job["metadata"]["name"])
+        kopf.event(task, type="Normal", reason="Started", message=f"admitted from queue {queue_name}; Job {job['metadata']['name']}")
+        metrics.API_WRITES.labels("create", "events").inc()
         return True
 
     # ---------------------------------------------------------------------------------------
