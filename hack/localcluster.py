@@ -202,6 +202,23 @@ class LocalCluster:
             if not quiet:
                 self._log(f"cluster {self.name!r} deleted")
 
+    def restart_component(self, component: str, down_seconds: float = 0.0) -> None:
+        """Kill one component (e.g. kube-apiserver) with SIGKILL and start it again with the same
+        command line: the fault-injection tests use it to cut the API server mid-burst."""
+        pid_file = self.cluster_dir / "pids" / f"{component}.pid"
+        pid = int(pid_file.read_text().strip())
+        proc = Path(f"/proc/{pid}")
+        argv = [a for a in (proc / "cmdline").read_bytes().decode().split("\0") if a]
+        cwd = os.readlink(proc / "cwd")
+        env = dict(e.split("=", 1) for e in (proc / "environ").read_bytes().decode().split("\0") if "=" in e)
+        os.kill(pid, 9)
+        while Path(f"/proc/{pid}").exists() and "zombie" not in (Path(f"/proc/{pid}/status").read_text() if Path(f"/proc/{pid}/status").exists() else "zombie"):
+            time.sleep(0.05)
+        time.sleep(down_seconds)
+        log = open(self.cluster_dir / "logs" / f"{component}.log", "ab")
+        started = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        pid_file.write_text(str(started.pid))
+
     # -- helpers --------------------------------------------------------------------------------
     def _write_config(self, bin_dir: Path, kube_version: str, kwok_module: Path) -> Path:
         options = {

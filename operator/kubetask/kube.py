@@ -12,7 +12,7 @@ import json
 import os
 import ssl
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,3 +235,18 @@ class KubeSync:
 
     def delete(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         return self.request("DELETE", path, body=body)
+
+    def watch(self, path: str, resource_version: str | None = None, timeout_seconds: int = 300, **params: Any) -> Iterator[dict[str, Any]]:
+        """Yields watch events ({type, object}) until the server closes the stream."""
+        query = {"watch": "true", "timeoutSeconds": timeout_seconds, **params}
+        if resource_version:
+            query["resourceVersion"] = resource_version
+        headers = {**self.connection.headers(), "Accept": "application/json"}
+        with self._client.stream("GET", path, params=query, headers=headers,
+                                 timeout=httpx.Timeout(timeout_seconds + 30, connect=10)) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise ApiError.from_response(response)
+            for line in response.iter_lines():
+                if line.strip():
+                    yield json.loads(line)

@@ -79,7 +79,18 @@ class Controller:
         body carries spec.parameters (Task events do; bodies from the index do not)."""
         uid = task["metadata"]["uid"]
         async with self._task_locks[uid]:
-            queue_to_admit = await self._reconcile_locked(task, views, full=full)
+            for attempt in range(3):
+                try:
+                    queue_to_admit = await self._reconcile_locked(task, views, full=full)
+                    break
+                except ApiError as error:
+                    if error.status != 409 or attempt == 2:
+                        raise
+                    # Our view was stale (another writer, another operator): decide again on fresh data.
+                    task = await self.kube.get(tasks_path(task["metadata"]["namespace"], task["metadata"]["name"]))
+                    full = True
+                    if task["metadata"]["uid"] != uid:
+                        return
         if queue_to_admit:
             await self.admit_queue(task["metadata"]["namespace"], queue_to_admit, views, extra=task if full else None)
 
@@ -95,7 +106,7 @@ class Controller:
             return task
         if seen >= version:
             return task
-        return {**task, "status": status}
+        return {**task, "metadata": {**task["metadata"], "resourceVersion": str(version)}, "status": status}
 
     def _remember(self, uid: str, response: dict[str, Any]) -> None:
         try:
@@ -173,6 +184,14 @@ class Controller:
         if (uid, run) in self.in_flight:
             return None  # created a moment ago; the Job's own event will bring its status
         if previous.get("phase") == Phase.RUNNING.value and previous.get("jobName"):
+            # Absence from a cache is not proof (another operator may have created it a moment
+            # ago): ask the API server before declaring the Job gone.
+            try:
+                await self.kube.get(core_path("jobs", namespace, previous["jobName"], group="batch"))
+                return None  # it exists; its event will reach the index shortly
+            except ApiError as error:
+                if error.status != 404:
+                    raise
             verdict = Verdict(Phase.FAILED, "JobDeleted",
                               f"Job {previous['jobName']} was deleted before it finished; raise spec.rerun to run again",
                               job_name=previous["jobName"], attempts=previous.get("attempts", 0),
@@ -212,7 +231,13 @@ class Controller:
         log.debug("task %s/%s: status %s/%s (changed: %s)", meta["namespace"], meta["name"], verdict.phase.value, verdict.reason,
                   sorted(k for k, v in desired.items() if current.get(k) != v))
         try:
-            response = await self.kube.patch(tasks_path(meta["namespace"], meta["name"], subresource="status"), {"status": desired})
+            # The resourceVersion precondition makes the write conditional on what the decision was
+            # based on: a stale view (or a second operator) gets 409 and decides again, so a status
+            # can never go backwards.
+            patch: dict[str, Any] = {"status": desired}
+            if meta.get("resourceVersion"):
+                patch["metadata"] = {"resourceVersion": meta["resourceVersion"]}
+            response = await self.kube.patch(tasks_path(meta["namespace"], meta["name"], subresource="status"), patch)
             metrics.API_WRITES.labels("patch", "tasks/status").inc()
             self._remember(meta["uid"], response)
         except ApiError as error:
@@ -294,8 +319,12 @@ class Controller:
                 previous = status if status.get("run", 0) == run else self._archive_run(status)
                 async with self._task_locks[uid]:
                     task = self._freshest(task)
-                    await self._write_status(task, previous, Verdict(Phase.QUEUED, reason, message), queue_name, run,
-                                             task["metadata"].get("generation"))
+                    try:
+                        await self._write_status(task, previous, Verdict(Phase.QUEUED, reason, message), queue_name, run,
+                                                 task["metadata"].get("generation"))
+                    except ApiError as error:
+                        if error.status != 409:
+                            raise  # 409: the Task changed meanwhile; its own event reconciles it
 
     def _waiting(self, namespace: str, queue_name: str, views: Views, extra: dict[str, Any] | None) -> dict[str, tuple[Candidate, dict[str, Any]]]:
         waiting: dict[str, tuple[Candidate, dict[str, Any]]] = {}

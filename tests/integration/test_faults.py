@@ -1,0 +1,183 @@
+"""Faults: the operator killed repeatedly mid-burst, the API server restarted, Jobs changed behind
+the operator's back, two operators at once. Nothing is lost, nothing runs twice, no status goes
+backwards. Sized for the suite; `KUBETASK_SOAK_TASKS` makes the burst as large as you like."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import OperatorProcess, localcluster, wait_for
+from kt import TERMINAL, apply_queue, apply_tasktype, create_task, get_task, jobs_of, sim, wait_phase
+from kubetask.kube import ApiError, Connection, KubeSync, core_path, tasks_path
+
+pytestmark = pytest.mark.usefixtures("operator")
+BURST = int(os.environ.get("KUBETASK_SOAK_TASKS", "200"))
+
+
+class PhaseRecorder:
+    """Watches a namespace's Tasks and records every phase each one shows, in order."""
+
+    def __init__(self, kubeconfig: Path, namespace: str) -> None:
+        self.kube = KubeSync(Connection.from_kubeconfig(kubeconfig))
+        self.namespace = namespace
+        self.phases: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PhaseRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        version = None
+        while not self._stop.is_set():
+            try:
+                for event in self.kube.watch(tasks_path(self.namespace), resource_version=version, timeout_seconds=5):
+                    obj = event["object"]
+                    version = obj["metadata"].get("resourceVersion", version)
+                    status = obj.get("status") or {}
+                    if event["type"] in ("ADDED", "MODIFIED") and status.get("phase"):
+                        seq = self.phases[obj["metadata"]["name"]]
+                        entry = (int(status.get("run", 0)), status["phase"])
+                        if not seq or seq[-1] != entry:
+                            seq.append(entry)
+                    if self._stop.is_set():
+                        return
+            except Exception:  # API server restarts: resume from the last version
+                time.sleep(0.2)
+                if version is not None:
+                    version = None  # the version may be too old after a restart; a fresh watch re-lists
+
+    def backwards(self) -> dict[str, list[tuple[int, str]]]:
+        """Tasks whose phase left a terminal phase within the same run."""
+        bad = {}
+        for name, seq in self.phases.items():
+            for (run_a, a), (run_b, b) in zip(seq, seq[1:]):
+                if run_a == run_b and a in TERMINAL and b != a:
+                    bad[name] = seq
+        return bad
+
+
+def one_job_per_task(kube: KubeSync, namespace: str, names: list[str]) -> None:
+    per_task: dict[str, list[str]] = defaultdict(list)
+    for job in jobs_of(kube, namespace):
+        per_task[job["metadata"]["labels"]["kubetask.io/task"]].append(job["metadata"]["name"])
+    assert sorted(per_task) == sorted(names)
+    duplicates = {k: v for k, v in per_task.items() if len(v) != 1}
+    assert not duplicates, duplicates
+
+
+def all_terminal(kube: KubeSync, namespace: str, names: list[str]) -> dict[str, int]:
+    items = kube.get(tasks_path(namespace))["items"]
+    phases: dict[str, int] = defaultdict(int)
+    for item in items:
+        phases[(item.get("status") or {}).get("phase", "none")] += 1
+    return dict(phases) if phases.get("Succeeded", 0) == len(names) else {}
+
+
+def test_operator_killed_repeatedly_during_a_burst(kube: KubeSync, namespace: str, operator: OperatorProcess, kubeconfig: Path) -> None:
+    apply_tasktype(kube, namespace, "sim")
+    apply_queue(kube, namespace, "default", maxRunning=40)
+    names = [f"b-{i:04d}" for i in range(BURST)]
+    with PhaseRecorder(kubeconfig, namespace) as recorder:
+        for i, name in enumerate(names):
+            create_task(kube, namespace, name, sim(run_for="1s"))
+        kills = 0
+        try:
+            for _ in range(4):
+                time.sleep(2.5)
+                operator.kill()
+                kills += 1
+                time.sleep(0.5)
+                operator.start()
+        finally:
+            if operator.process.poll() is not None:
+                operator.start()
+        phases = wait_for(lambda: all_terminal(kube, namespace, names), timeout=240, interval=1, what="every Task Succeeded")
+        time.sleep(1)
+    assert phases == {"Succeeded": BURST}, phases
+    assert kills == 4
+    one_job_per_task(kube, namespace, names)
+    assert not recorder.backwards(), recorder.backwards()
+
+
+def test_two_operators_at_once_create_no_duplicate_jobs(kube: KubeSync, namespace: str, kubeconfig: Path,
+                                                        tmp_path: Path) -> None:
+    second = OperatorProcess(kubeconfig, tmp_path)
+    second.start()
+    try:
+        apply_tasktype(kube, namespace, "sim")
+        apply_queue(kube, namespace, "default", maxRunning=100)
+        names = [f"d-{i:03d}" for i in range(60)]
+        with PhaseRecorder(kubeconfig, namespace) as recorder:
+            for name in names:
+                create_task(kube, namespace, name, sim(run_for="1s"))
+            wait_for(lambda: all_terminal(kube, namespace, names), timeout=120, interval=1, what="every Task Succeeded")
+        one_job_per_task(kube, namespace, names)
+        assert not recorder.backwards()
+    finally:
+        second.stop()
+
+
+def test_status_reconciles_to_jobs_changed_while_the_operator_was_down(kube: KubeSync, namespace: str, operator: OperatorProcess) -> None:
+    apply_tasktype(kube, namespace, "sim")
+    apply_queue(kube, namespace, "default", maxRunning=10)
+    create_task(kube, namespace, "deleted-job", sim(run_for="10m"))
+    create_task(kube, namespace, "finishes-alone", sim(run_for="3s", message='"done while away"'))
+    wait_phase(kube, namespace, "deleted-job", "Running", reason="PodRunning")
+    wait_phase(kube, namespace, "finishes-alone", "Running", reason="PodRunning")
+    operator.stop()
+    try:
+        [job] = jobs_of(kube, namespace, "deleted-job")
+        kube.delete(core_path("jobs", namespace, job["metadata"]["name"], group="batch"), body={"propagationPolicy": "Background"})
+        wait_for(lambda: not jobs_of(kube, namespace, "deleted-job"), what="Job deleted by hand")
+        wait_for(lambda: any(c["type"] == "Complete" for c in jobs_of(kube, namespace, "finishes-alone")[0].get("status", {}).get("conditions", [])),
+                 timeout=30, what="Job completed while the operator was down")
+        assert get_task(kube, namespace, "finishes-alone")["status"]["phase"] == "Running"  # nobody told it yet
+    finally:
+        operator.start()
+    gone = wait_phase(kube, namespace, "deleted-job", "Failed")
+    assert gone["status"]["lastFailure"]["reason"] == "JobDeleted"
+    assert not jobs_of(kube, namespace, "deleted-job")  # not silently re-run
+    done = wait_phase(kube, namespace, "finishes-alone", "Succeeded")
+    assert done["status"]["result"] == "done while away"
+
+
+def test_api_server_restart_mid_burst(kube: KubeSync, namespace: str, kubeconfig: Path) -> None:
+    if os.environ.get("KUBETASK_TEST_KUBECONFIG"):
+        pytest.skip("restarts a component: only on the control plane this session started")
+    cluster = localcluster.LocalCluster(os.environ.get("KUBETASK_TEST_CLUSTER", "kubetask-test"))
+    apply_tasktype(kube, namespace, "sim")
+    apply_queue(kube, namespace, "default", maxRunning=20)
+    names = [f"r-{i:03d}" for i in range(40)]
+    for name in names[:20]:
+        create_task(kube, namespace, name, sim(run_for="2s"))
+    time.sleep(1)
+    pid_file = cluster.cluster_dir / "pids" / "kube-apiserver.pid"
+    before = pid_file.read_text()
+    cluster.restart_component("kube-apiserver", down_seconds=2)
+    assert pid_file.read_text() != before  # a new kube-apiserver process
+
+    def create_rest() -> bool:
+        for name in names[20:]:
+            try:
+                create_task(kube, namespace, name, sim(run_for="1s"))
+            except ApiError as error:
+                if error.status != 409:
+                    raise
+        return True
+
+    wait_for(create_rest, timeout=60, what="API server back")
+    phases = wait_for(lambda: all_terminal(kube, namespace, names), timeout=180, interval=1, what="every Task Succeeded")
+    assert phases == {"Succeeded": len(names)}
+    one_job_per_task(kube, namespace, names)
