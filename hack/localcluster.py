@@ -86,8 +86,11 @@ def stages(kwok_module: Path) -> list[dict[str, object]]:
     """kwok's own node stages and pod-ready/pod-delete, plus annotation-driven completion stages."""
     base = kwok_module / "kustomize" / "stage"
     own = [yaml.safe_load((base / p).read_text()) for p in (
-        "node/fast/node-initialize.yaml", "node/heartbeat/node-heartbeat.yaml",
-        "pod/fast/pod-ready.yaml", "pod/fast/pod-delete.yaml")]
+        "node/fast/node-initialize.yaml", "node/heartbeat/node-heartbeat.yaml", "pod/fast/pod-ready.yaml")]
+    # A deleted pod goes at once, finalizers included: there is no kubelet to honour them, and a
+    # Job pod's tracking finalizer would otherwise keep it (and its GPUs) while its namespace goes.
+    delete = _stage("kubetask-pod-delete", "Pod", [{"key": ".metadata.deletionTimestamp", "operator": "Exists"}],
+                    {"finalizers": {"empty": True}, "delete": True})
     succeed = _stage(
         "kubetask-pod-succeed", "Pod",
         [_NOT_DELETED, _RUNNING, {"key": _EXIT_CODE, "operator": "DoesNotExist"}],
@@ -103,7 +106,7 @@ def stages(kwok_module: Path) -> list[dict[str, object]]:
             message=SIM_MESSAGE, phase="Failed")},
         delay=_RUN_FOR,
     )
-    return [*own, succeed, fail]
+    return [*own, delete, succeed, fail]
 
 
 def nodes() -> list[dict[str, object]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import localcluster, wait_for
+from harness import localcluster, wait_for
 from kubetask.kube import ApiError, KubeSync, core_path, tasks_path
 
 TERMINAL = ("Succeeded", "Failed", "Cancelled")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import RESTRICTED_CONTAINER_SECURITY, localcluster, wait_for
+from harness import RESTRICTED_CONTAINER_SECURITY, localcluster, wait_for
 from kubetask.kube import ApiError, KubeSync, core_path
 
 JOBS = "jobs"

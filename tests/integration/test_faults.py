@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import OperatorProcess, localcluster, wait_for
+from harness import OperatorProcess, localcluster, wait_for
 from kt import TERMINAL, apply_queue, apply_tasktype, create_task, get_task, jobs_of, sim, wait_phase
 from kubetask.kube import ApiError, Connection, KubeSync, core_path, tasks_path
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import OperatorProcess, wait_for
+from harness import OperatorProcess, wait_for
 from kt import (apply_queue, apply_tasktype, condition, create_task, events_of, get_task, jobs_of, patch_spec,
                 pods_of, sim, wait_phase)
 from kubetask.kube import ApiError, KubeSync, tasks_path
@@ -99,6 +99,9 @@ def test_gpu_task_runs_on_a_gpu_node_and_an_oversized_one_waits(kube: KubeSync, 
     running = condition(task, "Running")
     assert running["status"] == "False"
     assert "nvidia.com/gpu" in running["message"]
+    for name in ("gpu-fits", "gpu-huge"):  # give the GPUs back for the tests that follow
+        patch_spec(kube, ns, name, {"cancel": True})
+        wait_phase(kube, ns, name, "Cancelled")
 
 
 def test_queue_limit_and_priority_order(kube: KubeSync, namespace: str) -> None:
@@ -258,7 +261,7 @@ def test_api_writes_per_task_lifecycle_stay_few(kube: KubeSync, ns: str, operato
     assert task_writes <= 6, delta
     assert delta.get('kubetask_api_writes_total{resource="tasks/status",verb="patch"}') <= 3
     assert {e["reason"] for e in events_of(kube, ns, "counted")} == {"Started", "Succeeded"}
-    assert f'kubetask_tasks{{phase="Succeeded",queue="default",type="sim"}}' in operator.metrics()
+    assert 'kubetask_tasks{phase="Succeeded",queue="default",type="sim"}' in operator.metrics()
     task = get_task(kube, ns, "counted")
     assert not task["metadata"].get("finalizers")
     assert not [k for k in task["metadata"].get("annotations", {}) if k.startswith("kopf.") or k.startswith("kubetask.io/last")]

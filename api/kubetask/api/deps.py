@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from typing import Annotated
+
 from fastapi import Path, Request
 
 from kubetask.api.auth import Action, User
@@ -12,8 +14,8 @@ from kubetask.api.schemas import NAME_PATTERN
 from kubetask.api.service import Gateway
 from kubetask.resources.models import DNS_LABEL, GROUP, MAX_NAME
 
-NamespacePath = Path(..., min_length=1, max_length=63, pattern=DNS_LABEL, description="The namespace (a DNS label).")
-NamePath = Path(..., min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN, description="The object's name.")
+Namespace = Annotated[str, Path(min_length=1, max_length=63, pattern=DNS_LABEL, description="The namespace (a DNS label).")]
+Name = Annotated[str, Path(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN, description="The object's name.")]
 
 
 def gateway(request: Request) -> Gateway:

@@ -54,7 +54,8 @@ class SubmitRequest(Strict):
 
 
 class BatchRequest(Strict):
-    items: list[SubmitRequest] = Field(..., min_length=1, max_length=1000, description="The Tasks to create, all or none.")
+    items: list[SubmitRequest] = Field(
+        ..., min_length=1, description="The Tasks to create, all or none (at most the gateway's batch_max_items, default 100: else 413).")
 
 
 class RetryRequest(Strict):

@@ -87,6 +87,7 @@ class Submission:
     idempotency: str | None = None
     digest: str | None = None
     problems: list[Problem] | None = None
+    replay: dict[str, Any] | None = None  # the Task an earlier attempt with this Idempotency-Key created
 
 
 class Gateway:
@@ -145,7 +146,7 @@ class Gateway:
             except ValueError as error:
                 raise GatewayError(422, str(error), details=[("continue", str(error))]) from error
         names = self.tasks.names(namespace)
-        start = 0 if after is None else pagination.page(names, after, 0)[0]
+        start = pagination.page(names, after, 0)[0]
         items: list[dict[str, Any]] = []
         remaining = 0
         last = None
@@ -163,8 +164,18 @@ class Gateway:
 
     # -- submit ------------------------------------------------------------------------------------
     async def prepare(self, namespace: str, request: SubmitRequest, user: User, key: str | None) -> Submission:
-        """Validate one submission and build its body (problems instead of a body when it is invalid)."""
+        """Validate one submission and build its body (problems instead of a body when it is invalid).
+
+        A retry of a submission that already created its Task is recognised first: it gets that Task
+        back even if the TaskType or queue changed since."""
         item = Submission(request)
+        if key is not None:
+            item.idempotency = submit.idempotency_hash(namespace, user.username, key)
+            item.digest = submit.request_digest(request)
+            earlier = self._with_key(namespace, item.idempotency)
+            if earlier is not None and submit.same_submission(earlier, item.idempotency, item.digest, user.username):
+                item.replay = earlier
+                return item
         tasktype = await self.optional(self.tasktypes, namespace, request.spec.type)
         effective, problems = submit.check(request, (tasktype or {}).get("spec", {}) if tasktype else None, namespace,
                                            self.settings.default_queue)
@@ -177,34 +188,30 @@ class Gateway:
             item.problems = problems
             return item
         name = request.name
-        if key is not None:
-            item.idempotency = submit.idempotency_hash(namespace, user.username, key)
-            item.digest = submit.request_digest(request)
+        if item.idempotency is not None:
             name = name or submit.generated_name(request.spec.type, item.idempotency[:10])
         item.body = submit.build(namespace, request, name or submit.generated_name(request.spec.type), user.username,
                                  item.idempotency, item.digest)
         return item
 
-    def _same_key_elsewhere(self, namespace: str, item: Submission) -> dict[str, Any] | None:
-        """A cached Task carrying this Idempotency-Key under another name (the request changed its type or name)."""
-        assert item.body is not None and item.idempotency is not None
-        name = item.body["metadata"]["name"]
+    def _with_key(self, namespace: str, idempotency: str) -> dict[str, Any] | None:
+        """A cached Task created with this Idempotency-Key hash, if any."""
         for task in self.tasks.items(namespace):
-            labels = (task.get("metadata") or {}).get("labels") or {}
-            if labels.get(submit.IDEMPOTENCY_LABEL) == item.idempotency and task["metadata"]["name"] != name:
+            if ((task.get("metadata") or {}).get("labels") or {}).get(submit.IDEMPOTENCY_LABEL) == idempotency:
                 return task
         return None
 
     async def create(self, namespace: str, item: Submission, user: User) -> tuple[int, dict[str, Any]]:
         """Create one prepared Task: (201, task) or, for a replayed Idempotency-Key, (200, the existing task)."""
+        if item.replay is not None:
+            self.metrics.submissions.labels("replayed").inc()
+            return 200, item.replay
         assert item.body is not None
         name = item.body["metadata"]["name"]
-        if item.idempotency is not None and item.digest is not None:
-            other = self._same_key_elsewhere(namespace, item)
-            if other is not None:
-                if submit.same_submission(other, item.idempotency, item.digest, user.username):
-                    self.metrics.submissions.labels("replayed").inc()
-                    return 200, other
+        if item.idempotency is not None:
+            other = self._with_key(namespace, item.idempotency)
+            if other is not None:  # the same key, but not this request (prepare() recognised a true retry)
+                self.metrics.submissions.labels("conflict").inc()
                 raise GatewayError(409, f"the Idempotency-Key was already used for Task {other['metadata']['name']!r} with a different request",
                                    reason="IdempotencyKeyReused")
         try:
@@ -256,9 +263,8 @@ class Gateway:
             errors.update(await self._dry_run(namespace, items, user))
         if errors:
             self.metrics.submissions.labels("invalid").inc(len(requests))
-            raise batch_failure(errors, len(items), [i.body["metadata"]["name"] if i.body else None for i in items])
+            raise batch_failure(errors, len(items), [_name_of(i) for i in items])
         semaphore = asyncio.Semaphore(8)
-        created: list[tuple[int, dict[str, Any]] | GatewayError] = []
 
         async def one(item: Submission) -> tuple[int, dict[str, Any]] | GatewayError:
             async with semaphore:
@@ -270,9 +276,9 @@ class Gateway:
         created = list(await asyncio.gather(*(one(item) for item in items)))
         results: list[dict[str, Any]] = []
         for index, outcome in enumerate(created):
+            name = _name_of(items[index])
             if isinstance(outcome, GatewayError):
-                results.append({"index": index, "status": outcome.status, "name": items[index].body["metadata"]["name"]  # type: ignore[index]
-                                if items[index].body else None, "task": None, "error": outcome.info()})
+                results.append({"index": index, "status": outcome.status, "name": name, "task": None, "error": outcome.info()})
             else:
                 status, task = outcome
                 results.append({"index": index, "status": status, "name": task["metadata"]["name"], "task": task_view(task), "error": None})
@@ -284,7 +290,8 @@ class Gateway:
         semaphore = asyncio.Semaphore(8)
 
         async def one(index: int, item: Submission) -> None:
-            assert item.body is not None
+            if item.body is None:
+                return  # a replay: nothing to create
             async with semaphore:
                 try:
                     await self.kube.create(tasks_path(namespace), item.body, dryRun="All")
@@ -351,6 +358,12 @@ class Gateway:
                     continue
                 raise from_api_error(error, f"retrying Task {name}") from error
         raise GatewayError(409, f"Task {name!r} kept changing while it was being retried; try again")
+
+
+def _name_of(item: Submission) -> str | None:
+    if item.replay is not None:
+        return str(item.replay["metadata"]["name"])
+    return str(item.body["metadata"]["name"]) if item.body is not None else None
 
 
 def batch_failure(errors: dict[int, dict[str, Any]], count: int, names: list[str | None]) -> GatewayError:

@@ -26,37 +26,37 @@ def is_loopback(host: str) -> bool:
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KUBETASK_GATEWAY_", extra="ignore")
 
-    host: str = Field("127.0.0.1", description="Address to listen on. Use 0.0.0.0 in a pod.")
-    port: int = Field(8000, ge=1, le=65535, description="Port to listen on.")
+    host: str = Field(default="127.0.0.1", description="Address to listen on. Use 0.0.0.0 in a pod.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port to listen on.")
     namespaces: list[str] = Field(
         default_factory=list,
         description="Namespaces the gateway serves (one watch each); empty means all of them (one cluster-wide watch).",
     )
-    kubeconfig: str | None = Field(None, description="Kubeconfig of the gateway's own identity; default $KUBECONFIG, else in-cluster.")
+    kubeconfig: str | None = Field(default=None, description="Kubeconfig of the gateway's own identity; default $KUBECONFIG, else in-cluster.")
     dev_no_auth: bool = Field(
-        False,
+        default=False,
         description="Development only: skip TokenReview/SubjectAccessReview and allow everything. "
         "Refused unless host is a loopback address; logged loudly at start.",
     )
-    auth_cache_seconds: float = Field(10.0, ge=0, le=300, description="How long TokenReview and SubjectAccessReview answers are reused.")
-    auth_cache_size: int = Field(10_000, ge=1, description="Most cached auth answers kept (least recently used go first).")
+    auth_cache_seconds: float = Field(default=10.0, ge=0, le=300, description="How long TokenReview and SubjectAccessReview answers are reused.")
+    auth_cache_size: int = Field(default=10_000, ge=1, description="Most cached auth answers kept (least recently used go first).")
     token_audiences: list[str] = Field(
         default_factory=list,
         description="TokenReview spec.audiences: tokens must be issued for one of these (empty: the API server's own audiences).",
     )
-    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=3 * 1024 * 1024, description="Largest request body; bigger ones get 413 before parsing.")
-    default_queue: str = Field("default", pattern=DNS_LABEL, description="Queue of a Task whose spec and TaskType name none (keep equal to the operator's).")
-    require_queue: bool = Field(True, description="Reject (422) a submission whose effective TaskQueue does not exist, instead of letting it wait.")
-    list_default_limit: int = Field(100, ge=1, le=1000, description="Page size of list when the caller gives no limit.")
-    list_max_limit: int = Field(500, ge=1, le=5000, description="Largest page size a caller may ask for.")
-    batch_max_items: int = Field(100, ge=1, le=1000, description="Most Tasks in one batch submission.")
-    sse_keepalive_seconds: float = Field(15.0, gt=0, le=300, description="Seconds between keep-alive comments on idle event streams.")
-    sse_max_seconds: int = Field(3600, ge=1, description="Longest an event stream stays open; clients reconnect after it.")
-    watch_timeout_seconds: int = Field(300, ge=10, le=3600, description="timeoutSeconds of each cache watch request (it is then resumed).")
-    ready_check_seconds: float = Field(2.0, ge=0, description="How long a successful API-server reachability check counts for /readyz.")
-    root_path: str = Field("", description="URL prefix when served behind a proxy that strips it.")
-    log_level: str = Field("INFO", description="Log level.")
-    access_log: bool = Field(False, description="uvicorn access log (one line per request).")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=3 * 1024 * 1024, description="Largest request body; bigger ones get 413 before parsing.")
+    default_queue: str = Field(default="default", pattern=DNS_LABEL, description="Queue of a Task whose spec and TaskType name none (keep equal to the operator's).")
+    require_queue: bool = Field(default=True, description="Reject (422) a submission whose effective TaskQueue does not exist, instead of letting it wait.")
+    list_default_limit: int = Field(default=100, ge=1, le=1000, description="Page size of list when the caller gives no limit.")
+    list_max_limit: int = Field(default=500, ge=1, le=5000, description="Largest page size a caller may ask for.")
+    batch_max_items: int = Field(default=100, ge=1, le=1000, description="Most Tasks in one batch submission.")
+    sse_keepalive_seconds: float = Field(default=15.0, gt=0, le=300, description="Seconds between keep-alive comments on idle event streams.")
+    sse_max_seconds: int = Field(default=3600, ge=1, description="Longest an event stream stays open; clients reconnect after it.")
+    watch_timeout_seconds: int = Field(default=300, ge=10, le=3600, description="timeoutSeconds of each cache watch request (it is then resumed).")
+    ready_check_seconds: float = Field(default=2.0, ge=0, description="How long a successful API-server reachability check counts for /readyz.")
+    root_path: str = Field(default="", description="URL prefix when served behind a proxy that strips it.")
+    log_level: str = Field(default="INFO", description="Log level.")
+    access_log: bool = Field(default=False, description="uvicorn access log (one line per request).")
 
     @model_validator(mode="after")
     def _dev_mode_only_on_loopback(self) -> GatewaySettings:
