@@ -73,4 +73,12 @@ wheel: install ## Build the wheel into dist/
 
 .PHONY: bench
 bench: install ## Run the benchmarks against the local control plane; prints a table, writes JSON
-	$(PY) -m tests.bench $(BENCH_ARGS)
+	$(PY) tests/bench/__main__.py $(BENCH_ARGS)
+
+.PHONY: chart-lint
+chart-lint: install ## Lint the Helm chart: helm lint --strict, helm template, kubeconform -strict (offline schemas)
+	bash hack/chart-tools.sh lint
+
+.PHONY: kind-e2e
+kind-e2e: install ## Build the images, create a kind cluster, install the chart, run the e2e tests (needs Docker)
+	bash hack/kind-e2e.sh

@@ -80,7 +80,7 @@ sync_crds() {
   mkdir -p "$chart/files/crds"
   rm -f "$chart"/files/crds/*.yaml
   cp "$repo"/crds/*.yaml "$chart/files/crds/"
-  step "copied $(ls "$repo"/crds/*.yaml | wc -l) CRDs into charts/kubetask/files/crds/"
+  step "copied $(find "$repo/crds" -maxdepth 1 -name '*.yaml' | wc -l) CRDs into charts/kubetask/files/crds/"
 }
 
 sync_tasktypes() {
@@ -91,7 +91,7 @@ sync_tasktypes() {
     name="$(basename "$(dirname "$f")")"
     cp "$f" "$chart/files/tasktypes/$name.yaml"
   done
-  step "copied $(ls "$chart"/files/tasktypes/*.yaml | wc -l) example TaskTypes into charts/kubetask/files/tasktypes/"
+  step "copied $(find "$chart/files/tasktypes" -maxdepth 1 -name '*.yaml' | wc -l) example TaskTypes into charts/kubetask/files/tasktypes/"
 }
 
 check_sync() {
@@ -139,7 +139,7 @@ monitoring_crds() {
 # Cached in $KUBETASK_CACHE/schemas/<key>/ (the key covers every input); prints the schema folder.
 schemas() {
   local out="${1:-}" mon source key
-  # shellcheck source=versions.env
+  # shellcheck source=hack/versions.env
   source "$here/versions.env"
   mon="$(monitoring_crds)"
   local crd_args=(--crds "$repo/crds" --crds "$mon/monitoring.coreos.com_servicemonitors.yaml" --crds "$mon/monitoring.coreos.com_prometheusrules.yaml")
@@ -184,7 +184,7 @@ lint() {
     "$tools/helm" lint "$chart" --strict --quiet -f "$v" >&2
   done
   out="$(mktemp -d)"
-  step "helm template: default values and $(ls "$repo"/tests/chart/values/*.yaml | wc -l) value sets"
+  step "helm template: default values and $(find "$repo/tests/chart/values" -maxdepth 1 -name '*.yaml' | wc -l) value sets"
   render_all "$tools" "$out"
   schema_dir="$(schemas)"
   step "kubeconform -strict against $schema_dir"

@@ -13,8 +13,10 @@ proxy, cached in ~/.cache/kubetask), so nothing is downloaded at start. Everythi
 
 Fake nodes: `cpu-node-{0,1,2}` (CPU only) and `gpu-node-{0,1}` (4 × nvidia.com/gpu each).
 
-Simulated pods follow the annotations on their pod template (see SIM_* below): a test says
+Simulated Job pods follow the annotations on their pod template (see SIM_* below): a test says
 "run 2 s, then exit 3 with this termination message" and the real Job controller sees exactly that.
+Pods must carry at least one annotation for kwok to evaluate the stages (every kubetask pod has
+kubetask.io/parameters); pods of Deployments and bare pods keep running.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ GPU_RESOURCE = "nvidia.com/gpu"
 
 _NOT_DELETED = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
 _RUNNING = {"key": ".status.phase", "operator": "In", "values": ["Running"]}
+_JOB_POD = {"key": ".metadata.ownerReferences.[].kind", "operator": "In", "values": ["Job"]}  # Deployments keep running
 _EXIT_CODE = f'.metadata.annotations["{SIM_EXIT_CODE}"]'
 _RUN_FOR = {"durationFrom": {"expressionFrom": f'.metadata.annotations["{SIM_RUN_FOR}"]'}, "durationMilliseconds": 0}
 
@@ -93,13 +96,13 @@ def stages(kwok_module: Path) -> list[dict[str, object]]:
                     {"finalizers": {"empty": True}, "delete": True})
     succeed = _stage(
         "kubetask-pod-succeed", "Pod",
-        [_NOT_DELETED, _RUNNING, {"key": _EXIT_CODE, "operator": "DoesNotExist"}],
+        [_NOT_DELETED, _RUNNING, _JOB_POD, {"key": _EXIT_CODE, "operator": "DoesNotExist"}],
         {"statusTemplate": _TERMINATED.format(exit_code=0, reason="Completed", message=SIM_MESSAGE, phase="Succeeded")},
         delay=_RUN_FOR,
     )
     fail = _stage(
         "kubetask-pod-fail", "Pod",
-        [_NOT_DELETED, _RUNNING, {"key": _EXIT_CODE, "operator": "Exists"}],
+        [_NOT_DELETED, _RUNNING, _JOB_POD, {"key": _EXIT_CODE, "operator": "Exists"}],
         {"statusTemplate": _TERMINATED.format(
             exit_code=f'{{{{ index $root.metadata.annotations "{SIM_EXIT_CODE}" }}}}',
             reason=f'{{{{ or (index $root.metadata.annotations "{SIM_REASON}") "Error" | Quote }}}}',

@@ -1,18 +1,19 @@
 #!/usr/bin/env python3
-"""JSON schemas for kubeconform, made offline from a running kube-apiserver and CRD files.
+"""JSON schemas for kubeconform, made offline from the Kubernetes OpenAPI document and CRD files.
 
+    python tests/chart/schemagen.py --openapi swagger.json --version v1.34.4 --crds crds [...] --out DIR
     python tests/chart/schemagen.py --kubeconfig KUBECONFIG --crds crds [--crds more.yaml ...] --out DIR
 
 kubeconform normally downloads yannh/kubernetes-json-schema from GitHub, which these machines cannot
-reach. Those schemas are generated from the Kubernetes OpenAPI document; the kube-apiserver serves
-that document itself at /openapi/v2, for exactly the version it runs. This script turns it into
-kubeconform's layout:
+reach. Those schemas are generated from the Kubernetes OpenAPI v2 document, which exists in two
+places we can reach: `api/openapi-spec/swagger.json` in the k8s.io/kubernetes Go module of a
+release (the module the local control plane is built from, so it is in the Go module cache), and
+/openapi/v2 of a running kube-apiserver. This script turns either into kubeconform's layout:
 
-    DIR/v<version>-standalone-strict/<kind>-<group prefix>-<version>.json   e.g. deployment-apps-v1.json
+    DIR/<version>-standalone-strict/<kind>-<group prefix>-<version>.json   e.g. deployment-apps-v1.json
 
-so `kubeconform -strict -kubernetes-version <version> -schema-location
-'DIR/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json'`
-finds them. Prints DIR/v<version>-standalone-strict's parent (DIR) and the version on stdout.
+so `kubeconform -strict -schema-location 'DIR/<version>-standalone-strict/{{ .ResourceKind }}{{ .KindSuffix }}.json'`
+finds them. Prints that folder on stdout.
 
 Conversion (the same rules as openapi2jsonschema, which made the upstream schemas):
 - every object that lists `properties` and says nothing about `additionalProperties` gets
@@ -54,7 +55,8 @@ def _strict(node: Any) -> Any:
         return [_strict(item) for item in node]
     if not isinstance(node, dict):
         return node
-    out = {key: _strict(value) for key, value in node.items() if key != "description"}
+    # A string `description` is documentation; a schema under that name is a field called description.
+    out = {key: _strict(value) for key, value in node.items() if not (key == "description" and isinstance(value, str))}
     if out.get("format") == "int-or-string":
         return {"oneOf": [{"type": "string"}, {"type": "integer"}]}
     if "properties" in out and "additionalProperties" not in out:
@@ -187,15 +189,23 @@ def generate(openapi: dict[str, Any], version: str, crds: list[dict[str, Any]], 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kubeconfig", type=Path, required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--openapi", type=Path, help="an OpenAPI v2 document (k8s.io/kubernetes api/openapi-spec/swagger.json)")
+    source.add_argument("--kubeconfig", type=Path, help="read /openapi/v2 and /version from this cluster's API server")
+    parser.add_argument("--version", help="Kubernetes version of --openapi, e.g. v1.34.4")
     parser.add_argument("--crds", type=Path, action="append", default=[], help="CRD file or directory (repeatable)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    version = str(fetch(args.kubeconfig, "/version")["gitVersion"]).split("+")[0]
-    target = generate(fetch(args.kubeconfig, "/openapi/v2"), version, copy.deepcopy(load_crds(args.crds)), args.out)
+    if args.kubeconfig:
+        version = str(fetch(args.kubeconfig, "/version")["gitVersion"]).split("+")[0]
+        openapi = fetch(args.kubeconfig, "/openapi/v2")
+    else:
+        if not args.version:
+            parser.error("--openapi needs --version")
+        version, openapi = args.version, json.loads(args.openapi.read_text())
+    target = generate(openapi, version, copy.deepcopy(load_crds(args.crds)), args.out)
     print(f"[schemagen] {len(list(target.glob('*.json')))} schemas for Kubernetes {version} in {target}", file=sys.stderr)
-    print(args.out)
-    print(version.lstrip("v"))
+    print(target)
     return 0
 
 

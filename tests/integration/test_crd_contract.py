@@ -117,6 +117,8 @@ def test_cancel_only_goes_on_and_rerun_may_switch_it_off(kube: KubeSync, namespa
 def test_valid_manifests_are_accepted_with_defaults(kube: KubeSync, namespace: str) -> None:
     minimal = kube.create(tasks_path(namespace), task({"type": "echo"}, name="minimal"))
     assert (minimal["spec"]["cancel"], minimal["spec"]["rerun"]) == (False, 0)
+    # Before the operator writes anything, kstatus (Flux) must read the Task as in progress.
+    assert minimal["status"] == {"observedGeneration": 0} and minimal["metadata"]["generation"] == 1
     full = kube.create(tasks_path(namespace), task({
         "type": "echo", "parameters": {"nested": {"list": [1, "two", None]}}, "queue": "gpu", "priority": -5,
         "resources": {"cpu": "1500m", "memory": "2Gi", "gpu": 1}, "timeoutSeconds": 3600, "retries": 3,

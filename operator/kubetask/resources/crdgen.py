@@ -146,6 +146,10 @@ def task_crd() -> dict[str, Any]:
     ]
     status = _model_schema(models.TaskStatus, keep_defaults=False)
     status["description"] = models.TaskStatus.__doc__
+    # A new Task reads as status.observedGeneration 0 < generation 1: kstatus (Flux) sees it as
+    # InProgress before the operator's first write, never as Current.
+    status["default"] = {}
+    status["properties"]["observedGeneration"]["default"] = 0
     conditions = status["properties"]["conditions"]
     conditions["x-kubernetes-list-type"] = "map"
     conditions["x-kubernetes-list-map-keys"] = ["type"]

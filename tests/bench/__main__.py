@@ -1,0 +1,400 @@
+"""kubetask benchmarks: `make bench` (or `python -m tests.bench --quick`).
+
+Every figure is printed beside a baseline measured in the same run on the same control plane,
+because these machines are shared and noisy: raw Job creation next to Task → Job, a direct
+API-server GET next to the gateway, an idle operator next to a loaded one.
+
+Runs on its own local control plane (`kubetask-bench`) unless --kubeconfig is given, starts the
+operator (and the gateway) as real processes, prints a table and writes JSON to artifacts/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE.parent / "e2e")]
+
+import httpx  # noqa: E402
+
+from gateway_harness import GatewayProcess, service_account_token  # noqa: E402
+from harness import REPO, OperatorProcess, localcluster, wait_for  # noqa: E402
+from kubetask.kube import ApiError, Connection, KubeSync, core_path, tasks_path  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring tools
+# ---------------------------------------------------------------------------------------------
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"n": len(values), "p50": pct(values, 50), "p95": pct(values, 95), "p99": pct(values, 99),
+            "mean": statistics.fmean(values) if values else float("nan")}
+
+
+class Watcher:
+    """A separate client watching Jobs (and Tasks) of one namespace; records when each was first
+    seen, when each Job completed and when each Task reached a phase."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, label: str) -> None:
+        self.kube = KubeSync(Connection.from_kubeconfig(kubeconfig), timeout=60)
+        self.namespace, self.label = namespace, label
+        self.job_seen: dict[str, float] = {}
+        self.job_done: dict[str, float] = {}
+        self.task_phase: dict[str, dict[str, float]] = defaultdict(dict)
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._jobs, daemon=True), threading.Thread(target=self._tasks, daemon=True)]
+
+    def __enter__(self) -> Watcher:
+        for thread in self._threads:
+            thread.start()
+        time.sleep(0.5)  # both watches established before anything is created
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+
+    def _loop(self, path: str, selector: str | None, handle: Any) -> None:
+        version = None
+        while not self._stop.is_set():
+            try:
+                params = {"labelSelector": selector} if selector else {}
+                for event in self.kube.watch(path, resource_version=version, timeout_seconds=10, **params):
+                    now = time.monotonic()
+                    obj = event["object"]
+                    version = obj["metadata"].get("resourceVersion", version)
+                    if event["type"] in ("ADDED", "MODIFIED"):
+                        handle(obj, now)
+                    if self._stop.is_set():
+                        return
+            except (httpx.HTTPError, ApiError):
+                version = None
+
+    def _jobs(self) -> None:
+        def handle(job: dict[str, Any], now: float) -> None:
+            key = job["metadata"].get("labels", {}).get(self.label) or job["metadata"]["name"]
+            self.job_seen.setdefault(key, now)
+            if any(c["type"] == "Complete" and c["status"] == "True" for c in job.get("status", {}).get("conditions", [])):
+                self.job_done.setdefault(key, now)
+        self._loop(core_path("jobs", self.namespace, group="batch"), None, handle)
+
+    def _tasks(self) -> None:
+        def handle(task: dict[str, Any], now: float) -> None:
+            phase = (task.get("status") or {}).get("phase")
+            if phase:
+                self.task_phase[task["metadata"]["name"]].setdefault(phase, now)
+        self._loop(tasks_path(self.namespace), None, handle)
+
+
+def apiserver_requests(kube: KubeSync) -> dict[tuple[str, str], float]:
+    text = kube._client.get("/metrics", headers=kube.connection.headers()).text  # noqa: SLF001
+    counts: dict[tuple[str, str], float] = defaultdict(float)
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(part.split("=", 1) for part in line[line.index("{") + 1:line.index("}")].split(","))
+        labels = {k: v.strip('"') for k, v in labels.items()}
+        if labels.get("verb") in ("POST", "PATCH", "PUT", "DELETE", "APPLY", "CREATE", "UPDATE"):
+            resource = labels.get("resource", "") + ("/" + labels["subresource"] if labels.get("subresource") else "")
+            counts[(labels["verb"], resource)] += float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def process_usage(pid: int) -> dict[str, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return {"rss_mib": rss_kb / 1024, "cpu_seconds": cpu}
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmarks
+# ---------------------------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, kube: KubeSync, kubeconfig: Path, operator: OperatorProcess, args: argparse.Namespace) -> None:
+        self.kube, self.kubeconfig, self.operator, self.args = kube, kubeconfig, operator, args
+        self.pool = ThreadPoolExecutor(max_workers=args.concurrency)
+
+    def namespace(self, purpose: str) -> str:
+        name = f"bench-{purpose}-{uuid.uuid4().hex[:6]}"
+        self.kube.create(core_path("namespaces"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        wait_for(lambda: self.kube.get(core_path("serviceaccounts", name, "default")), what="default ServiceAccount")
+        self.kube.create(tasks_path(name, plural="tasktypes"), {"apiVersion": "kubetask.io/v1alpha1", "kind": "TaskType",
+                         "metadata": {"name": "sim"}, "spec": {"image": "example.invalid/handler:1"}})
+        self.kube.create(tasks_path(name, plural="taskqueues"), {"apiVersion": "kubetask.io/v1alpha1", "kind": "TaskQueue",
+                         "metadata": {"name": "default"}, "spec": {"maxRunning": 100_000}})
+        return name
+
+    def task(self, ns: str, name: str, **spec: Any) -> None:
+        self.kube.create(tasks_path(ns), {"apiVersion": "kubetask.io/v1alpha1", "kind": "Task", "metadata": {"name": name},
+                                          "spec": {"type": "sim", **spec}})
+
+    def raw_job(self, ns: str, name: str) -> None:
+        self.kube.create(core_path("jobs", ns, group="batch"), {
+            "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "labels": {"bench": name}},
+            "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": {"bench": name},
+                                                                  "annotations": {localcluster.SIM_RUN_FOR: "0s"}}, "spec": {
+                "restartPolicy": "Never", "containers": [{"name": "main", "image": "example.invalid/handler:1"}]}}}})
+
+    def steady(self, create: Any, ns: str, label: str, rate: float, duration: float) -> dict[str, float]:
+        sent: dict[str, float] = {}
+        with Watcher(self.kubeconfig, ns, label) as watcher:
+            interval, start, i = 1.0 / rate, time.monotonic(), 0
+            futures = []
+            while time.monotonic() - start < duration:
+                name = f"s-{i:05d}"
+                sent[name] = time.monotonic()
+                futures.append(self.pool.submit(create, ns, name))
+                i += 1
+                time.sleep(max(0.0, start + i * interval - time.monotonic()))
+            for future in futures:
+                future.result()
+            wait_for(lambda: len(watcher.job_seen) >= len(sent), timeout=120, interval=0.2, what="every Job seen")
+        return summary([watcher.job_seen[n] - sent[n] for n in sent if n in watcher.job_seen]) | {"offered_rate": rate, "seconds": duration}
+
+    def burst(self, create: Any, ns: str, label: str, n: int, done_key: str) -> tuple[dict[str, float], Watcher]:
+        names = [f"b-{i:05d}" for i in range(n)]
+        with Watcher(self.kubeconfig, ns, label) as watcher:
+            start = time.monotonic()
+            list(self.pool.map(lambda name: create(ns, name), names))
+            created = time.monotonic() - start
+            wait_for(lambda: len(watcher.job_seen) >= n, timeout=1800, interval=0.5, what="every Job")
+            all_jobs = max(watcher.job_seen.values()) - start
+            if done_key == "task":
+                wait_for(lambda: sum(1 for p in watcher.task_phase.values() if "Succeeded" in p) >= n, timeout=1800, interval=0.5,
+                         what="every Task Succeeded")
+                all_done = max(p["Succeeded"] for p in watcher.task_phase.values()) - start
+            else:
+                wait_for(lambda: len(watcher.job_done) >= n, timeout=1800, interval=0.5, what="every Job Complete")
+                all_done = max(watcher.job_done.values()) - start
+        return {"n": n, "created_s": created, "all_jobs_exist_s": all_jobs, "all_done_s": all_done}, watcher
+
+    def run(self) -> dict[str, Any]:
+        a = self.args
+        results: dict[str, Any] = {}
+        idle = process_usage(self.operator.process.pid)
+
+        # 1. Task → Job latency at a steady offered rate, beside raw Job creation → Job seen.
+        print(f"[bench] steady: {a.rate}/s for {a.duration}s (Tasks, then raw Jobs)", file=sys.stderr)
+        results["latency_task_to_job"] = self.steady(self.task, self.namespace("steady"), "kubetask.io/task", a.rate, a.duration)
+        results["latency_raw_job"] = self.steady(self.raw_job, self.namespace("steadyraw"), "bench", a.rate, a.duration)
+
+        # 2. Burst throughput, with API writes counted by the API server around the Task burst.
+        print(f"[bench] burst: {a.burst} Tasks, then {a.burst} raw Jobs, concurrency {a.concurrency}", file=sys.stderr)
+        ns = self.namespace("burst")
+        before_server, before_operator = apiserver_requests(self.kube), self.operator.metrics()
+        results["burst_tasks"], watcher = self.burst(self.task, ns, "kubetask.io/task", a.burst, "task")
+        time.sleep(3)  # queue status batching and late events land inside the window
+        after_server, after_operator = apiserver_requests(self.kube), self.operator.metrics()
+        results["burst_raw_jobs"], _ = self.burst(self.raw_job, self.namespace("burstraw"), "bench", a.burst, "job")
+        results["burst_ratio_all_jobs_exist"] = results["burst_tasks"]["all_jobs_exist_s"] / results["burst_raw_jobs"]["all_jobs_exist_s"]
+        results["burst_ratio_all_done"] = results["burst_tasks"]["all_done_s"] / results["burst_raw_jobs"]["all_done_s"]
+        writes = {f"{verb} {res}": round((after_server[(verb, res)] - before_server.get((verb, res), 0)) / a.burst, 2)
+                  for verb, res in after_server if after_server[(verb, res)] - before_server.get((verb, res), 0) > 0}
+        results["apiserver_writes_per_task"] = dict(sorted(writes.items(), key=lambda kv: -kv[1]))
+        results["operator_writes_per_task"] = {k: round(v / a.burst, 2) for k, v in _operator_writes(before_operator, after_operator).items()}
+
+        # 3. Status propagation: Job Complete seen → Task Succeeded seen (same watcher process).
+        lags = [watcher.task_phase[n]["Succeeded"] - watcher.job_done[n] for n in watcher.job_done if "Succeeded" in watcher.task_phase.get(n, {})]
+        results["propagation_job_done_to_task_succeeded"] = summary(lags)
+
+        # 4. Scale: operator memory and CPU with many Tasks; restart time with them present.
+        print(f"[bench] scale: {a.scale} finished Tasks", file=sys.stderr)
+        results["scale"] = self.scale(a.scale, idle)
+
+        # 5. Gateway beside a direct API-server GET.
+        print("[bench] gateway", file=sys.stderr)
+        results["gateway"] = self.gateway(a.gateway_requests)
+        return results
+
+    def scale(self, count: int, idle: dict[str, float]) -> dict[str, Any]:
+        restart_empty = self.restart_to_first_job()
+        ns = self.namespace("scale")
+        cpu_before = process_usage(self.operator.process.pid)["cpu_seconds"]
+        list(self.pool.map(lambda i: self.task(ns, f"c-{i:05d}", cancel=True), range(count)))  # finished without a Job
+        wait_for(lambda: sum(1 for t in self.kube.get(tasks_path(ns))["items"] if (t.get("status") or {}).get("phase") == "Cancelled") >= count,
+                 timeout=1800, interval=2, what="every Task Cancelled")
+        loaded = process_usage(self.operator.process.pid)
+        restart_loaded = self.restart_to_first_job()
+        after_restart = process_usage(self.operator.process.pid)
+        return {"tasks": count, "rss_mib_idle": round(idle["rss_mib"], 1), "rss_mib_loaded": round(loaded["rss_mib"], 1),
+                "cpu_seconds_for_the_tasks": round(loaded["cpu_seconds"] - cpu_before, 1),
+                "rss_mib_after_restart": round(after_restart["rss_mib"], 1),
+                "restart_to_first_job_s_empty": round(restart_empty, 2), "restart_to_first_job_s_loaded": round(restart_loaded, 2)}
+
+    def restart_to_first_job(self) -> float:
+        ns = self.namespace("restart")
+        self.operator.stop()
+        start = time.monotonic()
+        self.operator.process = None
+        self.operator.start()
+        self.task(ns, "first")
+        wait_for(lambda: self.kube.get(core_path("jobs", ns, group="batch"))["items"], timeout=600, interval=0.1, what="first Job")
+        return time.monotonic() - start
+
+    def gateway(self, requests: int) -> dict[str, Any]:
+        ns = self.namespace("gateway")
+        token = service_account_token(self.kube, ns, "bench", [
+            {"apiGroups": ["kubetask.io"], "resources": ["tasks"], "verbs": ["create", "get", "list", "watch", "patch"]},
+            {"apiGroups": ["kubetask.io"], "resources": ["tasktypes", "taskqueues"], "verbs": ["get", "list", "watch"]}])
+        log_dir = REPO / "artifacts" / "bench-logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        gateway = GatewayProcess(self.kubeconfig, log_dir, "gateway")
+        gateway.start()
+        try:
+            headers = {"Authorization": f"Bearer {token}"}
+            client = httpx.Client(base_url=gateway.url, headers=headers, timeout=30)
+            base = f"/api/v1/namespaces/{ns}/tasks"
+            client.post(base, json={"name": "probe", "type": "sim"}).raise_for_status()
+            wait_for(lambda: client.get(f"{base}/probe").status_code == 200, what="probe in the gateway cache")
+
+            def timed(call: Any) -> list[float]:
+                def one(i: int) -> float:
+                    t0 = time.perf_counter()
+                    response = call(i)
+                    assert response.status_code < 300, response.text
+                    return time.perf_counter() - t0
+                start = time.perf_counter()
+                latencies = list(self.pool.map(one, range(requests)))
+                return [requests / (time.perf_counter() - start), *latencies]
+
+            submit = timed(lambda i: client.post(base, json={"name": f"g-{i:05d}", "type": "sim"}))
+            get = timed(lambda i: client.get(f"{base}/probe"))
+            direct_client = httpx.Client(base_url=self.kube.connection.server, verify=self.kube.connection.ssl_context(),
+                                         headers=headers, timeout=30)
+            direct = timed(lambda i: direct_client.get(tasks_path(ns, "probe")))
+            raw_create = timed(lambda i: direct_client.post(tasks_path(ns), json={
+                "apiVersion": "kubetask.io/v1alpha1", "kind": "Task", "metadata": {"name": f"d-{i:05d}"}, "spec": {"type": "sim"}}))
+
+            def fig(values: list[float]) -> dict[str, float]:
+                return {"rps": round(values[0], 1), "p50_ms": round(pct(values[1:], 50) * 1000, 2), "p99_ms": round(pct(values[1:], 99) * 1000, 2)}
+            return {"requests": requests, "concurrency": self.args.concurrency, "submit_via_gateway": fig(submit),
+                    "create_direct_baseline": fig(raw_create), "get_via_gateway": fig(get), "get_direct_baseline": fig(direct)}
+        finally:
+            gateway.stop()
+
+
+def _operator_writes(before: str, after: str) -> dict[str, float]:
+    def parse(text: str) -> dict[str, float]:
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("kubetask_api_writes_total{"):
+                labels, value = line.rsplit(" ", 1)
+                out[labels.removeprefix("kubetask_api_writes_total")] = float(value)
+        return out
+    a, b = parse(before), parse(after)
+    return {k: v - a.get(k, 0) for k, v in b.items() if v - a.get(k, 0) > 0}
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------
+
+def table(results: dict[str, Any], settings: dict[str, Any]) -> str:
+    r = results
+    lines = ["", "kubetask benchmarks — " + ", ".join(f"{k}: {v}" for k, v in settings.items()), ""]
+    fmt = "{:<48} {:>14} {:>14} {:>10}"
+    lines.append(fmt.format("figure", "kubetask", "baseline", "ratio"))
+    lines.append("-" * 90)
+
+    def row(name: str, value: float, base: float | None = None, unit: str = "") -> None:
+        ratio = f"{value / base:.2f}x" if base else ""
+        lines.append(fmt.format(name, f"{value:.3f}{unit}", f"{base:.3f}{unit}" if base is not None else "", ratio))
+
+    lt, lr = r["latency_task_to_job"], r["latency_raw_job"]
+    for q in ("p50", "p95", "p99"):
+        row(f"create → Job seen, {q} (Task vs raw Job)", lt[q], lr[q], "s")
+    bt, br = r["burst_tasks"], r["burst_raw_jobs"]
+    row(f"burst {bt['n']}: all Jobs exist (Task vs raw Job)", bt["all_jobs_exist_s"], br["all_jobs_exist_s"], "s")
+    row(f"burst {bt['n']}: all done (Succeeded vs Complete)", bt["all_done_s"], br["all_done_s"], "s")
+    prop = r["propagation_job_done_to_task_succeeded"]
+    row("Job Complete → Task Succeeded, p50", prop["p50"], None, "s")
+    row("Job Complete → Task Succeeded, p99", prop["p99"], None, "s")
+    s = r["scale"]
+    row(f"operator RSS, {s['tasks']} Tasks vs idle (MiB)", s["rss_mib_loaded"], s["rss_mib_idle"])
+    row(f"operator CPU for {s['tasks']} Tasks (s)", s["cpu_seconds_for_the_tasks"])
+    row(f"restart → new Task's Job, {s['tasks']} Tasks vs none", s["restart_to_first_job_s_loaded"], s["restart_to_first_job_s_empty"], "s")
+    g = r["gateway"]
+    row("gateway submit p50 vs direct create (ms)", g["submit_via_gateway"]["p50_ms"], g["create_direct_baseline"]["p50_ms"])
+    row("gateway submit p99 vs direct create (ms)", g["submit_via_gateway"]["p99_ms"], g["create_direct_baseline"]["p99_ms"])
+    row("gateway submit req/s vs direct create", g["submit_via_gateway"]["rps"], g["create_direct_baseline"]["rps"])
+    row("gateway get p50 vs direct GET (ms)", g["get_via_gateway"]["p50_ms"], g["get_direct_baseline"]["p50_ms"])
+    row("gateway get p99 vs direct GET (ms)", g["get_via_gateway"]["p99_ms"], g["get_direct_baseline"]["p99_ms"])
+    row("gateway get req/s vs direct GET", g["get_via_gateway"]["rps"], g["get_direct_baseline"]["rps"])
+    lines.append("")
+    lines.append("API writes per Task (API server's apiserver_request_total, all clients, burst window):")
+    for key, value in r["apiserver_writes_per_task"].items():
+        lines.append(f"  {key:<40} {value}")
+    lines.append("of which the operator's own (kubetask_api_writes_total): " + json.dumps(r["operator_writes_per_task"]))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small numbers for development (about 2 minutes)")
+    parser.add_argument("--rate", type=float, default=20.0, help="offered Tasks/s for the latency figure")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of steady load")
+    parser.add_argument("--burst", type=int, default=2000, help="Tasks created at once")
+    parser.add_argument("--concurrency", type=int, default=16, help="client threads (Tasks, raw Jobs and gateway alike)")
+    parser.add_argument("--scale", type=int, default=10_000, help="finished Tasks present for the scale figures")
+    parser.add_argument("--gateway-requests", type=int, default=1000, help="requests per gateway figure")
+    parser.add_argument("--kubeconfig", type=Path, help="use this cluster instead of starting kubetask-bench")
+    parser.add_argument("--out", type=Path, default=REPO / "artifacts", help="folder for the JSON results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rate, args.duration, args.burst, args.scale, args.gateway_requests = 10.0, 10.0, 200, 1000, 200
+
+    cluster = None
+    kubeconfig = args.kubeconfig
+    if kubeconfig is None:
+        cluster = localcluster.LocalCluster("kubetask-bench")
+        cluster.down(quiet=True)
+        kubeconfig = Path(cluster.up())
+    kube = KubeSync(Connection.from_kubeconfig(kubeconfig), timeout=60)
+    log_dir = REPO / "artifacts" / "bench-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    operator = OperatorProcess(kubeconfig, log_dir, extra_env={"KUBETASK_LOG_LEVEL": "WARNING"})
+    operator.start()
+    versions = dict(line.split("=", 1) for line in (REPO / "hack" / "versions.env").read_text().splitlines() if "=" in line and not line.startswith("#"))
+    settings = {**versions, "controller-manager QPS limits": "disabled (kwokctl disableQPSLimits)",
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
+                "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "mode": "quick" if args.quick else "full"}
+    try:
+        results = Bench(kube, kubeconfig, operator, args).run()
+    finally:
+        operator.stop()
+        if cluster is not None and not os.environ.get("KUBETASK_KEEP_CLUSTER"):
+            cluster.down(quiet=True)
+    print(table(results, settings))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps({"settings": settings, "args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=2))
+    print(f"\nresults written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
