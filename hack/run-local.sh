@@ -33,6 +33,27 @@ spec:
 YAML
 for tt in handlers-images/examples/*/tasktype.yaml; do kubectl apply -n default -f "$tt" >/dev/null; done
 kubectl apply -n default -f handlers-images/rbac/handler-rbac.yaml >/dev/null
+# A ServiceAccount `demo` that may use Tasks in `default` (the README's curl examples use its token).
+kubectl apply -n default -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: demo}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: kubetask-user}
+rules:
+- {apiGroups: [kubetask.io], resources: [tasks], verbs: [create, get, list, watch, patch]}
+- {apiGroups: [kubetask.io], resources: [tasktypes, taskqueues], verbs: [get, list, watch]}
+- {apiGroups: [""], resources: [pods/log], verbs: [get]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: demo-kubetask-user}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: kubetask-user}
+subjects:
+- {kind: ServiceAccount, name: demo}
+YAML
 
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -49,7 +70,7 @@ kubetask is running.
   export PATH="$BIN:\$PATH" KUBECONFIG="$KUBECONFIG"
   kubectl apply -f handlers-images/examples/echo/example-task.yaml
   kubectl get tasks -w
-  Gateway: http://127.0.0.1:$GATEWAY_PORT/docs   (token: kubectl create token default)
+  Gateway: http://127.0.0.1:$GATEWAY_PORT/docs   (token: kubectl create token demo)
 $( [[ $LOCAL == 1 ]] && echo "  Local control plane: stop with 'make down'." )
 Ctrl-C stops the operator and the gateway.
 INFO

@@ -268,7 +268,7 @@ class Bench:
             headers = {"Authorization": f"Bearer {token}"}
             client = httpx.Client(base_url=gateway.url, headers=headers, timeout=30)
             base = f"/api/v1/namespaces/{ns}/tasks"
-            client.post(base, json={"name": "probe", "type": "sim"}).raise_for_status()
+            client.post(base, json={"name": "probe", "spec": {"type": "sim"}}).raise_for_status()
             wait_for(lambda: client.get(f"{base}/probe").status_code == 200, what="probe in the gateway cache")
 
             def timed(call: Any) -> list[float]:
@@ -281,7 +281,7 @@ class Bench:
                 latencies = list(self.pool.map(one, range(requests)))
                 return [requests / (time.perf_counter() - start), *latencies]
 
-            submit = timed(lambda i: client.post(base, json={"name": f"g-{i:05d}", "type": "sim"}))
+            submit = timed(lambda i: client.post(base, json={"name": f"g-{i:05d}", "spec": {"type": "sim"}}))
             get = timed(lambda i: client.get(f"{base}/probe"))
             direct_client = httpx.Client(base_url=self.kube.connection.server, verify=self.kube.connection.ssl_context(),
                                          headers=headers, timeout=30)
@@ -354,7 +354,8 @@ def table(results: dict[str, Any], settings: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small numbers for development (about 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="small numbers for development (a few minutes)")
+    parser.add_argument("--smoke", action="store_true", help="tiny numbers: only proves a run completes (the test suite uses it)")
     parser.add_argument("--rate", type=float, default=20.0, help="offered Tasks/s for the latency figure")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of steady load")
     parser.add_argument("--burst", type=int, default=2000, help="Tasks created at once")
@@ -366,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.rate, args.duration, args.burst, args.scale, args.gateway_requests = 10.0, 10.0, 200, 1000, 200
+    if args.smoke:
+        args.rate, args.duration, args.burst, args.scale, args.gateway_requests, args.concurrency = 5.0, 2.0, 10, 20, 10, 4
 
     cluster = None
     kubeconfig = args.kubeconfig
@@ -381,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     versions = dict(line.split("=", 1) for line in (REPO / "hack" / "versions.env").read_text().splitlines() if "=" in line and not line.startswith("#"))
     settings = {**versions, "controller-manager QPS limits": "disabled (kwokctl disableQPSLimits)",
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
-                "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "mode": "quick" if args.quick else "full"}
+                "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "mode": "smoke" if args.smoke else "quick" if args.quick else "full"}
     try:
         results = Bench(kube, kubeconfig, operator, args).run()
     finally:

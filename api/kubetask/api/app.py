@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 
-from kubetask.api import errors
+from kubetask.api import dashboard, errors
 from kubetask.api.auth import Authorizer, DevAuthorizer, KubeAuthorizer
 from kubetask.api.errors import GatewayError
 from kubetask.api.logs import LogSource
@@ -111,6 +111,7 @@ def create_app(settings: GatewaySettings | None = None, kube: KubeClient | None 
     app.include_router(tasks.router)
     app.include_router(registry.router)
     app.include_router(health.router)
+    dashboard.mount(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.state.metrics = metrics

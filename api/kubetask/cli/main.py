@@ -1,0 +1,549 @@
+"""`kubetask`: submit, inspect, follow, cancel and retry Tasks through the kubetask gateway.
+
+Exit codes: 0 success; 1 the Task failed or was cancelled (watch, submit --watch, retry --watch);
+2 usage or configuration error; 3 the gateway answered with an error; 4 the gateway could not be
+reached; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, TextIO
+
+import httpx
+
+from kubetask.cli import render
+from kubetask.cli.client import ApiError, ConnectionFailed, Gateway
+from kubetask.cli.config import ConfigError, Settings, resolve
+from kubetask.cli.submission import (
+    Manifest, Overrides, UsageError, load_manifests, load_parameters, parse_annotations, parse_duration, parse_labels,
+    parse_params,
+)
+
+EXIT_OK = 0
+EXIT_TASK_FAILED = 1
+EXIT_USAGE = 2
+EXIT_API = 3
+EXIT_UNREACHABLE = 4
+EXIT_INTERRUPTED = 130
+
+PHASES = ("Pending", "Queued", "Running", "Succeeded", "Failed", "Cancelled")
+RECONNECTS = 5
+
+EPILOG = """\
+settings (first found wins): flags, then KUBETASK_GATEWAY_URL / KUBETASK_TOKEN / KUBETASK_NAMESPACE,
+then the config file ($KUBETASK_CONFIG, default ~/.config/kubetask/config.yaml), then defaults
+(http://127.0.0.1:8000; the token's ServiceAccount namespace, else `default`).
+
+exit codes: 0 ok; 1 the Task failed or was cancelled (watch); 2 usage or configuration error;
+3 the gateway answered with an error; 4 the gateway could not be reached; 130 interrupted.
+
+examples:
+  kubetask submit --type resize --param width=640 --param 'opts={"fast": true}' --watch
+  kubetask submit -f task.yaml
+  kubetask list --phase Failed -l team=a
+  kubetask watch resize-1001
+  kubetask logs resize-1001 -f
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with errors raised (and printed by run()) instead of exiting the process."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.format_usage().rstrip()}\n{self.prog}: error: {message}")
+
+
+@dataclass
+class Context:
+    settings: Settings
+    out: TextIO
+    err: TextIO
+    transport: httpx.BaseTransport | None = None
+    color: bool = False
+    unicode: bool = True
+    tty: bool = False
+    columns: int = 100
+    sleep: Callable[[float], None] = time.sleep
+    clients: list[Gateway] = field(default_factory=list)
+
+    def gateway(self) -> Gateway:
+        client = Gateway(self.settings, self.transport)
+        self.clients.append(client)
+        return client
+
+    def print(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+
+# --- argument parsing -------------------------------------------------------------------------
+
+def _globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default: Any = argparse.SUPPRESS if suppress else None
+    group = parser.add_argument_group("connection (also KUBETASK_* variables or the config file)")
+    group.add_argument("--gateway", metavar="URL", default=default, help="the gateway's base URL (KUBETASK_GATEWAY_URL)")
+    group.add_argument("--token", default=default, help="a Kubernetes bearer token (KUBETASK_TOKEN)")
+    group.add_argument("--token-file", metavar="PATH", default=default, help="read the token from a file (KUBETASK_TOKEN_FILE)")
+    group.add_argument("-n", "--namespace", default=default, help="the namespace (KUBETASK_NAMESPACE)")
+    group.add_argument("--ca-file", metavar="PATH", default=default, help="CA bundle to verify the gateway's TLS certificate (KUBETASK_CA_FILE)")
+
+
+def _phase(text: str) -> str:
+    for phase in PHASES:
+        if phase.lower() == text.lower():
+            return phase
+    raise argparse.ArgumentTypeError(f"invalid phase {text!r} (choose from {', '.join(PHASES)})")
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _duration(text: str) -> int:
+    try:
+        return parse_duration(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _exit_codes(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of exit codes") from None
+
+
+def build_parser() -> Parser:
+    common = Parser(add_help=False)
+    _globals(common, suppress=True)
+    parser = Parser(prog="kubetask", description="Submit, inspect, follow, cancel and retry kubetask Tasks through the gateway.",
+                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"kubetask {_version()}")
+    _globals(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
+
+    def command(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help, description=description or help,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    def output(p: argparse.ArgumentParser, choices: Sequence[str] = ("json", "yaml")) -> None:
+        p.add_argument("-o", "--output", choices=list(choices), help="print the answer in this format")
+
+    p = command("submit", "submit a Task (from flags, or -f a Task manifest)", description=(
+        "Submit a Task. From flags (--type and the rest), or from a file of Task manifests (-f; several documents\n"
+        "are submitted as one all-or-nothing batch); flags given with -f override what the file says.\n\n"
+        "--param values are JSON when they parse as JSON (n=7 is a number, flag=true a boolean,\n"
+        "'tags=[\"a\"]' a list), else strings; quote to force a string: 'id=\"007\"'."))
+    p.add_argument("-f", "--filename", metavar="FILE", help="a YAML/JSON file of Task manifests ('-' reads stdin)")
+    p.add_argument("--type", "-t", dest="task_type", metavar="TYPE", help="the TaskType")
+    p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE", help="a parameter (repeatable)")
+    p.add_argument("--parameters-file", metavar="FILE", help="parameters from a JSON or YAML file ('-' reads stdin); --param wins")
+    p.add_argument("--queue", "-q", help="the TaskQueue (default: the type's, else default)")
+    p.add_argument("--priority", type=_integer, help="admission order within the queue, -1000..1000")
+    p.add_argument("--cpu", help="CPU request and limit, e.g. 500m")
+    p.add_argument("--memory", help="memory request and limit, e.g. 256Mi")
+    p.add_argument("--gpu", type=_non_negative, help="number of GPUs")
+    p.add_argument("--timeout", type=_duration, metavar="DURATION", help="the whole run's deadline: seconds, or 90s, 10m, 2h, 1d")
+    p.add_argument("--retries", type=_non_negative, help="how many times a failed pod is retried")
+    p.add_argument("--non-retryable-exit-codes", type=_exit_codes, metavar="CODES", help="exit codes that fail at once, e.g. 2,3")
+    p.add_argument("--ttl", type=_duration, metavar="DURATION", help="delete the Job (not the Task) this long after it finishes")
+    p.add_argument("--label", "-l", action="append", default=[], metavar="KEY=VALUE", help="a label (repeatable)")
+    p.add_argument("--annotation", "-a", action="append", default=[], metavar="KEY=VALUE", help="an annotation (repeatable)")
+    p.add_argument("--name", help="the Task's name (default: <type>-<random>)")
+    p.add_argument("--idempotency-key", metavar="KEY", help="makes a retried submission return the same Task")
+    p.add_argument("-w", "--watch", action="store_true", help="then follow it until it finishes (exit code as `watch`)")
+    output(p, ("name", "json", "yaml"))
+
+    p = command("get", "show one Task")
+    p.add_argument("name", metavar="NAME")
+    output(p)
+
+    p = command("list", "list Tasks as a table", description="List Tasks: NAME, TYPE, QUEUE, PHASE, PROGRESS, AGE.")
+    p.add_argument("--type", "-t", dest="task_type", metavar="TYPE", help="only Tasks of this TaskType")
+    p.add_argument("--queue", "-q", help="only Tasks of this TaskQueue")
+    p.add_argument("--phase", type=_phase, help=f"only Tasks in this phase ({', '.join(PHASES)})")
+    p.add_argument("-l", "--selector", metavar="SELECTOR", help="a label selector, e.g. team=a,env in (prod,dev)")
+    p.add_argument("--limit", type=_non_negative, help="at most this many Tasks")
+    p.add_argument("-w", "--watch", action="store_true", help="after the table, print a row for every change")
+    output(p, ("name", "json", "yaml"))
+
+    p = command("watch", "follow a Task with a live progress bar until it finishes",
+                description="Follow a Task until its current run finishes. Exit code 0 when it Succeeded, 1 when it Failed or was Cancelled.")
+    p.add_argument("name", metavar="NAME")
+
+    p = command("cancel", "cancel a Task (a queued one never starts; a running one is stopped)")
+    p.add_argument("name", metavar="NAME")
+    output(p)
+
+    p = command("retry", "run a Failed or Cancelled Task again")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--resource-version", metavar="RV", help="retry only if the Task is still at this resourceVersion")
+    p.add_argument("-w", "--watch", action="store_true", help="then follow the new run until it finishes")
+    output(p)
+
+    p = command("logs", "print a Task's handler log")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-f", "--follow", action="store_true", help="keep streaming while the handler writes")
+    p.add_argument("--tail", type=_non_negative, metavar="N", help="only the last N lines")
+    p.add_argument("--run", type=_non_negative, metavar="N", help="the log of run N (default: the current run)")
+    p.add_argument("--timestamps", action="store_true", help="prefix each line with its time")
+    p.add_argument("--previous", action="store_true", help="the previous container of the pod (after a restart)")
+    p.add_argument("--limit-bytes", type=_non_negative, metavar="N", help="at most N bytes")
+
+    p = command("queues", "list TaskQueues with pending and running counts")
+    output(p)
+
+    p = command("types", "list TaskTypes and their parameters (NAME: show one in full)")
+    p.add_argument("name", metavar="NAME", nargs="?")
+    output(p)
+
+    command("config", "show the settings in effect and where each came from")
+    return parser
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("kubetask")
+    except Exception:  # not installed (running from a checkout)
+        return "unknown"
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def cmd_submit(ctx: Context, args: argparse.Namespace) -> int:
+    if args.filename == "-" and args.parameters_file == "-":
+        raise UsageError("-f - and --parameters-file - cannot both read stdin")
+    spec: dict[str, Any] = {}
+    for attr, key in (("queue", "queue"), ("priority", "priority"), ("timeout", "timeoutSeconds"), ("retries", "retries"),
+                      ("ttl", "ttlSecondsAfterFinished"), ("non_retryable_exit_codes", "nonRetryableExitCodes")):
+        if getattr(args, attr) is not None:
+            spec[key] = getattr(args, attr)
+    resources = {k: getattr(args, k) for k in ("cpu", "memory", "gpu") if getattr(args, k) is not None}
+    overrides = Overrides(type=args.task_type, name=args.name, params=parse_params(args.param),
+                          parameters_file=load_parameters(args.parameters_file) if args.parameters_file else None,
+                          spec=spec, resources=resources, labels=parse_labels(args.label), annotations=parse_annotations(args.annotation))
+    manifests = load_manifests(args.filename) if args.filename else [Manifest({})]
+    if args.name and len(manifests) > 1:
+        raise UsageError(f"--name names one Task, but {args.filename} holds {len(manifests)}")
+    if args.watch and len(manifests) > 1:
+        raise UsageError("--watch follows one Task; submit the file without it, then `kubetask watch` each")
+    namespace = _manifest_namespace(ctx.settings, manifests)
+    bodies = [overrides.apply(m.body) for m in manifests]
+    gw = ctx.gateway()
+    if len(bodies) == 1:
+        created, task = gw.submit(bodies[0], args.idempotency_key, namespace)
+        tasks = [(created, task)]
+    else:
+        answer = gw.submit_batch(bodies, args.idempotency_key, namespace)
+        tasks = [(item.get("status") == 201, item["task"]) for item in answer.get("items") or [] if item.get("task")]
+    if args.output in ("json", "yaml"):
+        views = [t for _, t in tasks]
+        ctx.print(render.dump(views[0] if len(views) == 1 else views, args.output))
+    else:
+        for created, task in tasks:
+            if args.output == "name":
+                ctx.print(task["name"])
+            else:
+                ctx.print(f"task/{task['name']} {'created' if created else 'unchanged (Idempotency-Key replay of an existing Task)'}")
+    if args.watch:
+        return watch_task(ctx, gw, tasks[0][1]["name"], namespace)
+    return EXIT_OK
+
+
+def _manifest_namespace(settings: Settings, manifests: Sequence[Manifest]) -> str | None:
+    """The namespace named in the manifests, if any; an explicit --namespace that disagrees is an error."""
+    named = {m.namespace for m in manifests if m.namespace}
+    if not named:
+        return None
+    if len(named) > 1:
+        raise UsageError(f"the manifests name several namespaces ({', '.join(sorted(named))}); submit each namespace's Tasks separately")
+    [namespace] = named
+    if settings.sources.get("namespace") == "flag" and settings.namespace != namespace:
+        raise UsageError(f"the manifest's namespace {namespace!r} does not match --namespace {settings.namespace!r}")
+    return namespace
+
+
+def cmd_get(ctx: Context, args: argparse.Namespace) -> int:
+    task = ctx.gateway().get(args.name)
+    ctx.print(render.dump(task, args.output) if args.output else render.describe(task, ctx.color))
+    return EXIT_OK
+
+
+def cmd_list(ctx: Context, args: argparse.Namespace) -> int:
+    gw = ctx.gateway()
+    filters = {"type": args.task_type, "queue": args.queue, "phase": args.phase, "selector": args.selector}
+    tasks = gw.list_tasks(**filters, limit=args.limit)
+    if args.output in ("json", "yaml"):
+        ctx.print(render.dump({"items": tasks}, args.output))
+    elif args.output == "name":
+        for task in tasks:
+            ctx.print(task["name"])
+    elif tasks or args.watch:
+        ctx.print(render.task_table(tasks, ctx.color))
+    else:
+        where = f" in namespace {ctx.settings.namespace}"
+        ctx.err.write(f"No Tasks{' match' if any(filters.values()) else ''}{where}.\n")
+    if args.watch:
+        return _watch_list(ctx, gw, args, {t["name"]: t.get("resourceVersion") for t in tasks})
+    return EXIT_OK
+
+
+def _watch_list(ctx: Context, gw: Gateway, args: argparse.Namespace, seen: dict[str, Any]) -> int:
+    params = {"type": args.task_type, "queue": args.queue, "phase": args.phase, "labelSelector": args.selector}
+    widths = [max([len(n) for n in seen] + [36]), 14, 12, 10, 8]
+    failures = 0
+    while True:
+        try:
+            for event in gw.watch_list(params):
+                failures = 0
+                if event.event not in ("added", "modified", "deleted") or not isinstance(event.data, dict):
+                    continue
+                task = event.data
+                name = str(task.get("name", ""))
+                if event.event == "added" and seen.get(name) == task.get("resourceVersion"):
+                    continue  # already in the table
+                seen[name] = task.get("resourceVersion")
+                row = render.task_rows([task])[0]
+                if event.event == "deleted":
+                    row[3] = "(gone)"
+                cells = [cell.ljust(widths[i]) if i < len(widths) else cell for i, cell in enumerate(row)]
+                cells[3] = render.paint(row[3], row[3], ctx.color) + " " * max(0, widths[3] - len(row[3]))
+                ctx.print("   ".join(cells).rstrip())
+        except ConnectionFailed:
+            failures += 1
+            if failures > RECONNECTS:
+                raise
+        ctx.sleep(min(2.0 ** failures, 10.0))
+
+
+def watch_task(ctx: Context, gw: Gateway, name: str, namespace: str | None = None) -> int:
+    """Follow the Task until the current run finishes; 0 if it Succeeded, 1 if it Failed or was Cancelled."""
+    if namespace and namespace != ctx.settings.namespace:
+        gw = Gateway(dataclasses.replace(ctx.settings, namespace=namespace), ctx.transport)
+        ctx.clients.append(gw)
+    last: dict[str, Any] | None = None
+    shown: Any = None
+    failures = 0
+    live = False  # a line is on screen that the next update rewrites
+
+    def show(task: dict[str, Any]) -> None:
+        nonlocal shown, live
+        progress = task.get("progress") if isinstance(task.get("progress"), dict) else {}
+        key = (task.get("phase"), task.get("finished"), render.percent_of(task), (progress or {}).get("message"))
+        if ctx.tty:
+            line = render.watch_line(task, ctx.unicode, ctx.color, columns=ctx.columns)
+            ctx.out.write("\r" + line + "\x1b[K")
+            ctx.out.flush()
+            live = True
+        elif key != shown:
+            ctx.print(render.watch_line(task, ctx.unicode, False))
+        shown = key
+
+    def end_line() -> None:
+        nonlocal live
+        if live:
+            ctx.out.write("\n")
+            live = False
+
+    while True:
+        try:
+            for event in gw.watch(name):
+                failures = 0
+                if event.event == "status" and isinstance(event.data, dict):
+                    last = event.data
+                    show(last)
+                elif event.event == "deleted":
+                    end_line()
+                    ctx.print(f"Task {name} was deleted before it finished")
+                    return EXIT_TASK_FAILED
+                elif event.event == "error":
+                    break  # the gateway gave up on this stream (e.g. fell behind): reconnect
+        except ConnectionFailed as error:
+            failures += 1
+            if failures > RECONNECTS:
+                end_line()
+                raise
+            end_line()
+            ctx.err.write(f"{error}; reconnecting ({failures}/{RECONNECTS}) ...\n")
+        if last is not None and last.get("finished"):
+            end_line()
+            ctx.print(render.paint(render.outcome(last), str(last.get("phase")), ctx.color))
+            return EXIT_OK if last.get("phase") == "Succeeded" else EXIT_TASK_FAILED
+        ctx.sleep(min(2.0 ** failures, 10.0) if failures else 0.5)  # the stream ended early (its lifetime): resume
+
+
+def cmd_watch(ctx: Context, args: argparse.Namespace) -> int:
+    return watch_task(ctx, ctx.gateway(), args.name)
+
+
+def cmd_cancel(ctx: Context, args: argparse.Namespace) -> int:
+    task = ctx.gateway().cancel(args.name)
+    if args.output:
+        ctx.print(render.dump(task, args.output))
+    else:
+        ctx.print(f"task/{task['name']} cancellation requested (it was {task.get('phase', 'Pending')})")
+    return EXIT_OK
+
+
+def cmd_retry(ctx: Context, args: argparse.Namespace) -> int:
+    gw = ctx.gateway()
+    task = gw.retry(args.name, args.resource_version)
+    if args.output:
+        ctx.print(render.dump(task, args.output))
+    else:
+        ctx.print(f"task/{task['name']} run {(task.get('spec') or {}).get('rerun', 0)} requested")
+    if args.watch:
+        return watch_task(ctx, gw, task["name"])
+    return EXIT_OK
+
+
+def cmd_logs(ctx: Context, args: argparse.Namespace) -> int:
+    chunks = ctx.gateway().log(args.name, follow=args.follow, tail=args.tail, run=args.run, timestamps=args.timestamps,
+                               previous=args.previous, limit_bytes=args.limit_bytes)
+    _write_bytes(ctx.out, chunks)
+    return EXIT_OK
+
+
+def _write_bytes(out: TextIO, chunks: Iterator[bytes]) -> None:
+    buffer = getattr(out, "buffer", None)
+    for chunk in chunks:
+        if buffer is not None:
+            out.flush()
+            buffer.write(chunk)
+            buffer.flush()
+        else:
+            out.write(chunk.decode("utf-8", errors="replace"))
+    out.flush()
+
+
+def cmd_queues(ctx: Context, args: argparse.Namespace) -> int:
+    queues = ctx.gateway().queues()
+    if args.output:
+        ctx.print(render.dump({"items": queues}, args.output))
+    elif queues:
+        ctx.print(render.queue_table(queues))
+    else:
+        ctx.err.write(f"No TaskQueues in namespace {ctx.settings.namespace}.\n")
+    return EXIT_OK
+
+
+def cmd_types(ctx: Context, args: argparse.Namespace) -> int:
+    gw = ctx.gateway()
+    if args.name:
+        ctx.print(render.dump(gw.tasktype(args.name), args.output or "yaml"))
+        return EXIT_OK
+    types = gw.types()
+    if args.output:
+        ctx.print(render.dump({"items": types}, args.output))
+    elif types:
+        ctx.print(render.type_table(types))
+    else:
+        ctx.err.write(f"No TaskTypes in namespace {ctx.settings.namespace}.\n")
+    return EXIT_OK
+
+
+def cmd_config(ctx: Context, args: argparse.Namespace) -> int:
+    s = ctx.settings
+    token = "(none)" if not s.token else f"{s.token[:6]}…{s.token[-4:]} ({len(s.token)} characters)" if len(s.token) > 16 else "(set)"
+    rows = [["gateway", s.gateway, s.sources.get("gateway", "")], ["namespace", s.namespace, s.sources.get("namespace", "")],
+            ["token", token, s.sources.get("token", "")], ["ca-file", s.ca_file or "(system)", s.sources.get("ca_file", "")],
+            ["config file", str(s.config_path), "exists" if s.config_path and s.config_path.exists() else "not found"]]
+    ctx.print(render.table(("SETTING", "VALUE", "FROM"), rows))
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[Context, argparse.Namespace], int]] = {
+    "submit": cmd_submit, "get": cmd_get, "list": cmd_list, "watch": cmd_watch, "cancel": cmd_cancel, "retry": cmd_retry,
+    "logs": cmd_logs, "queues": cmd_queues, "types": cmd_types, "config": cmd_config,
+}
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def run(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None, stdout: TextIO | None = None,
+        stderr: TextIO | None = None, transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep) -> int:
+    """The CLI as a function: returns the exit code (tests pass their own streams, env and transport)."""
+    env = os.environ if env is None else env
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        settings = resolve(gateway=args.gateway, token=args.token, token_file=args.token_file, namespace=args.namespace,
+                           ca_file=args.ca_file, env=env)
+    except UsageError as error:
+        err.write(f"{error}\n")
+        return EXIT_USAGE
+    except ConfigError as error:
+        err.write(f"error: {error}\n")
+        return EXIT_USAGE
+    except SystemExit as done:  # --help, --version
+        return int(done.code or 0) if not isinstance(done.code, str) else EXIT_USAGE
+    tty = _is_tty(out)
+    encoding = (getattr(out, "encoding", None) or "").lower()
+    ctx = Context(settings, out, err, transport, sleep=sleep, tty=tty,
+                  color=tty and "NO_COLOR" not in env and env.get("TERM") != "dumb",
+                  unicode="utf" in encoding or not encoding, columns=shutil.get_terminal_size((100, 24)).columns)
+    try:
+        return COMMANDS[args.command](ctx, args)
+    except UsageError as error:
+        err.write(f"error: {error}\n")
+        return EXIT_USAGE
+    except ConfigError as error:
+        err.write(f"error: {error}\n")
+        return EXIT_USAGE
+    except ApiError as error:
+        err.write(render.api_error(error, str(settings.config_path)) + "\n")
+        return EXIT_API
+    except ConnectionFailed as error:
+        err.write(f"error: {error}\nhint: set the gateway's URL with --gateway, KUBETASK_GATEWAY_URL or `gateway:` in {settings.config_path}\n")
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        err.write("\ninterrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `kubetask list | head`
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep Python quiet at exit
+        except OSError:
+            pass
+        return EXIT_OK
+    finally:
+        for client in ctx.clients:
+            client.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""The web dashboard end to end, in headless Chromium: gateway + operator + the local control plane.
+
+The browser is Debian's `chromium` (installed by hack/ensure-chromium.sh when missing; no
+downloaded browsers), driven over the Chrome DevTools Protocol with `websockets`. The test signs
+in with a real ServiceAccount token, watches Tasks appear and change phase without a reload,
+cancels and retries from the buttons, and saves screenshots of the main pages in
+artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway_harness import GatewayProcess
+from harness import REPO, wait_for
+from kubetask.kube import KubeSync, tasks_path
+
+pytestmark = pytest.mark.timeout(150)
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+RUN_FOR = "sim.kubetask.io/run-for"
+EXIT_CODE = "sim.kubetask.io/exit-code"
+MESSAGE = "sim.kubetask.io/message"
+WIDTH, HEIGHT = 1440, 900
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio", "--force-color-profile=srgb",
+                  "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1", f"--window-size={WIDTH},{HEIGHT}"]
+
+
+class Browser:
+    """Headless Chromium and one page, over the DevTools protocol (a small synchronous client)."""
+
+    def __init__(self, executable: str, workdir: Path) -> None:
+        from websockets.sync.client import connect
+
+        self.profile = workdir / "profile"
+        self.log = open(workdir / "chromium.log", "w")
+        self.process = subprocess.Popen([executable, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        active = self.profile / "DevToolsActivePort"
+        port = wait_for(lambda: active.exists() and active.read_text().split("\n")[0].strip(), timeout=30,
+                        what=f"Chromium's DevTools port (log: {workdir / 'chromium.log'})")
+        targets = wait_for(lambda: [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=5).json() if t["type"] == "page"],
+                           timeout=15, what="a Chromium page")
+        self.ws = connect(targets[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=15)
+        self.ids = itertools.count(1)
+        self.events: list[dict[str, Any]] = []
+        for domain in ("Page", "Runtime", "Log"):
+            self.send(f"{domain}.enable")
+        self.send("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
+
+    def send(self, method: str, timeout: float = 30, **params: Any) -> dict[str, Any]:
+        ident = next(self.ids)
+        self.ws.send(json.dumps({"id": ident, "method": method, "params": params}))
+        deadline = time.monotonic() + timeout
+        while True:
+            message = json.loads(self.ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if message.get("id") == ident:
+                if "error" in message:
+                    raise AssertionError(f"{method}: {message['error']}")
+                return dict(message.get("result") or {})
+            self.events.append(message)
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise AssertionError(f"{expression!r} threw: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait(self, expression: str, what: str, timeout: float = 30) -> Any:
+        try:
+            probe = f"(() => {{ const value = ({expression}); return value instanceof Node ? true : value; }})()"
+            return wait_for(lambda: self.evaluate(probe), timeout=timeout, interval=0.2, what=what)
+        except AssertionError as error:
+            shot = self.screenshot("failed-wait")
+            state = self.evaluate("JSON.stringify({hash: location.hash, body: document.body.dataset, "
+                                  "text: document.body.innerText.slice(0, 1500)})")
+            raise AssertionError(f"{error}\npage: {state}\nbrowser problems: {self.problems()}\nscreenshot: {shot}") from None
+
+    def open(self, url: str) -> None:
+        self.send("Page.navigate", url=url)
+        self.wait("document.readyState === 'complete'", f"{url} to load")
+
+    def click(self, selector: str) -> None:
+        found = self.evaluate(f"(() => {{ const el = document.querySelector({json.dumps(selector)});"
+                              " if (!el || el.disabled) return false; el.click(); return true; })()")
+        assert found, f"no enabled element {selector}"
+
+    def text(self, selector: str) -> str:
+        return str(self.evaluate(f"(document.querySelector({json.dumps(selector)}) || {{}}).textContent || ''"))
+
+    def type(self, selector: str, value: str) -> None:
+        self.evaluate(f"(() => {{ const el = document.querySelector({json.dumps(selector)}); el.value = {json.dumps(value)};"
+                      " el.dispatchEvent(new Event('input', {bubbles: true})); })()")
+
+    def screenshot(self, name: str) -> Path:
+        """The whole page (not just the viewport), as artifacts/screenshots/<name>.png."""
+        height = int(self.evaluate("Math.ceil(document.documentElement.scrollHeight)") or HEIGHT)
+        self.send("Emulation.setDeviceMetricsOverride", width=WIDTH, height=max(HEIGHT, min(height, 4000)), deviceScaleFactor=1, mobile=False)
+        time.sleep(0.3)  # let layout and the progress-bar transitions settle
+        data = self.send("Page.captureScreenshot", format="png")["data"]
+        self.send("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    def problems(self) -> list[str]:
+        """Uncaught exceptions, console errors and CSP violations so far (failed HTTP requests are expected: 401s, 502 logs)."""
+        found = []
+        for event in self.events:
+            method, params = event.get("method"), event.get("params") or {}
+            if method == "Runtime.exceptionThrown":
+                found.append(json.dumps(params.get("exceptionDetails"))[:500])
+            elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+                found.append(json.dumps(params.get("args"))[:500])
+            elif method == "Log.entryAdded" and params["entry"].get("level") == "error" and params["entry"].get("source") != "network":
+                found.append(params["entry"].get("text", "")[:500])
+        return found
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        finally:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.log.close()
+
+
+def find_chromium() -> str:
+    """Debian's chromium, installed with hack/ensure-chromium.sh (apt-get) when it is missing."""
+    script = REPO / "hack" / "ensure-chromium.sh"
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600)
+    path = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    if done.returncode != 0 or not path or not shutil.which(path):
+        pytest.fail(f"the dashboard tests need Chromium and {script} could not provide it (exit {done.returncode}):\n"
+                    f"{done.stderr.strip()[-2000:]}\nInstall Debian's `chromium` package (apt-get install -y chromium) "
+                    "or point KUBETASK_CHROMIUM at a Chromium/Chrome executable.", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    return find_chromium()
+
+
+@pytest.fixture
+def browser(chromium: str) -> Iterator[Browser]:
+    with tempfile.TemporaryDirectory(prefix="kubetask-chromium-") as workdir:
+        session = Browser(chromium, Path(workdir))
+        try:
+            yield session
+        finally:
+            session.close()
+
+
+def base(namespace: str) -> str:
+    return f"/api/v1/namespaces/{namespace}"
+
+
+def submit(http: httpx.Client, namespace: str, name: str, annotations: dict[str, str], **spec: Any) -> None:
+    response = http.post(f"{base(namespace)}/tasks", json={"name": name, "spec": {"type": "sim", **spec}, "annotations": annotations,
+                                                           "labels": {"demo": "dashboard"}})
+    assert response.status_code == 201, response.text
+
+
+def task(http: httpx.Client, namespace: str, name: str) -> dict[str, Any]:
+    response = http.get(f"{base(namespace)}/tasks/{name}")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_dashboard_files_are_served_with_a_strict_policy(gateway: GatewayProcess) -> None:
+    with gateway.client() as http:
+        redirect = http.get("/ui")
+        assert redirect.status_code == 307 and redirect.headers["location"] == "ui/"
+        page = http.get("/ui/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        csp = page.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp and "connect-src 'self'" in csp
+        assert "{{version}}" not in page.text and "static/app.js?v=" in page.text
+        assert "http://" not in page.text and "https://" not in page.text.replace("http://www.w3.org/2000/svg", "")  # nothing remote
+        for name, kind in (("app.js", "text/javascript"), ("style.css", "text/css"), ("favicon.svg", "image/svg+xml")):
+            asset = http.get(f"/ui/static/{name}")
+            assert asset.status_code == 200 and asset.headers["content-type"].startswith(kind), name
+            assert http.get(f"/ui/static/{name}", headers={"If-None-Match": asset.headers["etag"]}).status_code == 304
+        missing = http.get("/ui/static/../app.py")
+        assert missing.status_code == 404 and missing.json()["error"]["reason"] == "NotFound"
+        assert "/ui/" not in json.dumps(http.get("/openapi.json").json()["paths"])  # not part of the API description
+
+
+def test_dashboard_live_updates_cancel_and_retry(gateway: GatewayProcess, kube: KubeSync, sim_namespace: str, token: str,
+                                                 browser: Browser) -> None:
+    ns = sim_namespace
+    with gateway.client(token) as http:
+        submit(http, ns, "resize-0001", {RUN_FOR: "1s", MESSAGE: '{"url": "s3://out/0001.png", "bytes": 48213}'}, parameters={"n": 7})
+        submit(http, ns, "resize-0002", {RUN_FOR: "1s", MESSAGE: '{"url": "s3://out/0002.png", "bytes": 51007}'}, parameters={"n": 8})
+        submit(http, ns, "broken-0003", {EXIT_CODE: "3", MESSAGE: "disk full: /tmp has 0 bytes left"}, parameters={"n": 9})
+
+        # Sign in: the namespace comes from the ServiceAccount token when left empty.
+        browser.open(f"{gateway.url}/ui/")
+        browser.wait("!document.querySelector('#login').hidden", "the login box")
+        browser.screenshot("login")
+        browser.type("#login-token", "not-a-token")
+        browser.click("#login-submit")
+        assert "did not accept" in browser.wait("document.querySelector('#login-error').hidden ? '' : document.querySelector('#login-error').textContent",
+                                                "the login error")
+        browser.type("#login-token", token)
+        browser.click("#login-submit")
+        browser.wait("document.body.dataset.stream === 'live' && document.querySelector('#login').hidden", "signed in, stream live")
+        assert browser.evaluate("document.querySelector('#ns-input').value") == ns
+        assert browser.evaluate("sessionStorage.getItem('kubetask.token')") == token
+
+        # Overview: queues (pending/running), types, recent tasks, charts once runs finished.
+        browser.wait("document.querySelector('#queue-rows tr[data-queue=\"default\"]')", "the default queue row")
+        browser.wait("document.querySelector('#type-rows tr[data-type=\"sim\"]')", "the sim type row")
+        wait_for(lambda: task(http, ns, "resize-0001")["finished"] and task(http, ns, "resize-0002")["finished"]
+                 and task(http, ns, "broken-0003")["finished"], timeout=60, what="the first Tasks to finish")
+        browser.wait("document.querySelectorAll('#task-rows tr[data-phase=\"Succeeded\"]').length === 2 && "
+                     "document.querySelector('#task-rows tr[data-name=\"broken-0003\"][data-phase=\"Failed\"]')", "finished rows")
+        browser.wait("document.querySelector('#chart-throughput svg .seg') && document.querySelector('#chart-failures svg .dot.bad')", "charts")
+        assert "33.3%" in browser.text("#failure-rate")
+
+        # A Task submitted while the page is open appears and changes phase without a reload.
+        browser.evaluate("window.__sameDocument = 'yes'")
+        submit(http, ns, "render-0004", {RUN_FOR: "10m"}, parameters={"n": 42})
+        browser.wait("document.querySelector('#task-rows tr[data-name=\"render-0004\"]')", "the new Task's row")
+        browser.wait("document.querySelector('#task-rows tr[data-name=\"render-0004\"][data-phase=\"Running\"]')", "the new Task Running")
+        browser.wait("document.querySelector('#queue-rows tr[data-queue=\"default\"] .running').textContent === '1'", "the queue's running count")
+        assert browser.evaluate("window.__sameDocument") == "yes"
+        browser.screenshot("overview")
+
+        # The Tasks page, with filters.
+        browser.evaluate("location.hash = '#/tasks'")
+        browser.wait("document.querySelectorAll('#task-rows tr[data-name]').length === 4", "all four rows")
+        browser.screenshot("tasks")
+        browser.click("#filter-phase button[data-phase='Failed']")
+        browser.wait("[...document.querySelectorAll('#task-rows tr[data-name]')].map(r => r.dataset.name).join() === 'broken-0003'",
+                     "only the failed Task")
+        assert "phase=Failed" in browser.evaluate("location.hash")
+
+        # The running Task's page: progress reported by the handler shows up live, then Cancel.
+        browser.evaluate("location.hash = '#/tasks/render-0004'")
+        browser.wait("document.querySelector('#task-phase [data-phase=\"Running\"]')", "the task page")
+        kube.patch(tasks_path(ns, "render-0004", subresource="status"),
+                   {"status": {"progress": {"percent": 40, "message": "rendering frame 400 of 1000",
+                                            "updatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}})
+        browser.wait("document.querySelector('#task-percent').textContent === '40%'", "the progress bar at 40%")
+        assert "frame 400" in browser.text("#task-progress-message")
+        assert browser.evaluate("document.querySelectorAll('#task-conditions li').length") == 8
+        browser.wait("document.querySelector('#logs-notice .notice')", "the logs answer")
+        browser.screenshot("task-running")
+        browser.click("#btn-cancel")
+        browser.wait("!document.querySelector('#confirm').hidden", "the confirmation")
+        browser.click("#confirm-yes")
+        browser.wait("document.querySelector('#task-phase [data-phase=\"Cancelled\"]')", "the Task Cancelled on the page")
+        cancelled = task(http, ns, "render-0004")
+        assert cancelled["spec"]["cancel"] is True and cancelled["phase"] == "Cancelled"
+
+        # The failed Task's page: failure, conditions, the cluster's "logs unavailable" answer; Retry.
+        browser.evaluate("location.hash = '#/tasks/broken-0003'")
+        browser.wait("document.querySelector('#task-failure')", "the failure panel")
+        assert "disk full" in browser.text("#task-failure") and "exit code 3" in browser.text("#task-failure")
+        browser.wait("document.querySelector('#logs-notice [data-reason=\"LogsUnavailable\"]')", "the logs-unavailable notice")
+        assert "kwok" in browser.text("#logs-notice")
+        browser.screenshot("task-failed")
+        browser.click("#btn-retry")
+        browser.wait("document.querySelector('#task-history tbody tr.current td').textContent.startsWith('1')", "run 1 on the page")
+        assert task(http, ns, "broken-0003")["spec"]["rerun"] == 1
+
+        # A succeeded Task's page shows its result.
+        browser.evaluate("location.hash = '#/tasks/resize-0001'")
+        browser.wait("document.querySelector('#task-result')", "the result")
+        assert "s3://out/0001.png" in browser.text("#task-result")
+        browser.screenshot("task-succeeded")
+    assert browser.problems() == []
+
+
+def test_dashboard_on_a_development_gateway_needs_no_sign_in(dev_gateway: GatewayProcess, sim_namespace: str, browser: Browser) -> None:
+    browser.open(f"{dev_gateway.url}/ui/?namespace={sim_namespace}")
+    browser.wait("document.body.dataset.stream === 'live'", "the stream without a token")
+    assert browser.evaluate("document.querySelector('#login').hidden") is True
+    assert "dev mode" in browser.text("#whoami") and browser.evaluate("document.querySelector('#ns-input').value") == sim_namespace
+    browser.wait("document.querySelector('#queue-rows tr[data-queue=\"default\"]')", "the queue row")
+    assert browser.problems() == []
