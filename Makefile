@@ -55,6 +55,10 @@ test-unit: install ## Run the tests that need no cluster
 test-integration: install ## Run only the tests against the local control plane
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
+.PHONY: soak
+soak: install ## Fault tests with a large burst (SOAK_TASKS Tasks, default 2000): kills, restarts, two operators
+	KUBETASK_SOAK_TASKS=$${SOAK_TASKS:-2000} $(PY) -m pytest tests/integration/test_faults.py -v $(PYTEST_ARGS)
+
 .PHONY: generate
 generate: install ## Regenerate the CRDs in crds/ from the resource models
 	$(PY) -m kubetask.resources.crdgen --out crds

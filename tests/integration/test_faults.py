@@ -5,12 +5,14 @@ backwards. Sized for the suite; `KUBETASK_SOAK_TASKS` makes the burst as large a
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from harness import OperatorProcess, localcluster, wait_for
@@ -153,10 +155,15 @@ def test_status_reconciles_to_jobs_changed_while_the_operator_was_down(kube: Kub
     assert done["status"]["result"] == "done while away"
 
 
-def test_api_server_restart_mid_burst(kube: KubeSync, namespace: str, kubeconfig: Path) -> None:
+def test_api_server_restart_mid_burst(kube: KubeSync, namespace: str, kubeconfig: Path, tmp_path: Path) -> None:
     if os.environ.get("KUBETASK_TEST_KUBECONFIG"):
         pytest.skip("restarts a component: only on the control plane this session started")
     cluster = localcluster.LocalCluster(os.environ.get("KUBETASK_TEST_CLUSTER", "kubetask-test"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
+    from gateway_harness import GatewayProcess
+
+    gateway = GatewayProcess(kubeconfig, tmp_path, "gateway", KUBETASK_GATEWAY_DEV_NO_AUTH="true")
+    gateway.start()
     apply_tasktype(kube, namespace, "sim")
     apply_queue(kube, namespace, "default", maxRunning=20)
     names = [f"r-{i:03d}" for i in range(40)]
@@ -178,6 +185,14 @@ def test_api_server_restart_mid_burst(kube: KubeSync, namespace: str, kubeconfig
         return True
 
     wait_for(create_rest, timeout=60, what="API server back")
-    phases = wait_for(lambda: all_terminal(kube, namespace, names), timeout=180, interval=1, what="every Task Succeeded")
-    assert phases == {"Succeeded": len(names)}
-    one_job_per_task(kube, namespace, names)
+    try:
+        phases = wait_for(lambda: all_terminal(kube, namespace, names), timeout=180, interval=1, what="every Task Succeeded")
+        assert phases == {"Succeeded": len(names)}
+        one_job_per_task(kube, namespace, names)
+        # The gateway recovered by itself too: ready again, and its cache follows the cluster.
+        wait_for(lambda: httpx.get(f"{gateway.url}/readyz", timeout=5).status_code == 200, timeout=60, what="gateway ready again")
+        last = wait_for(lambda: (r := httpx.get(f"{gateway.url}/api/v1/namespaces/{namespace}/tasks/{names[-1]}", timeout=5)).status_code == 200
+                        and r.json(), timeout=60, what="gateway serving a Task created after the restart")
+        assert last["phase"] == "Succeeded"
+    finally:
+        gateway.stop()
