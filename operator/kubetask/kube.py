@@ -80,7 +80,7 @@ class Connection:
         context_name = config.get("current-context")
         context = next(c["context"] for c in config["contexts"] if c["name"] == context_name)
         cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
-        user = next((u["user"] for u in config.get("users", []) if u["name"] == context.get("user")), {})
+        user: dict[str, Any] = next((u["user"] for u in config.get("users", []) if u["name"] == context.get("user")), {})
         conn = cls(server=cluster["server"].rstrip("/"), verify=not cluster.get("insecure-skip-tls-verify", False))
         base = path.parent
 

@@ -14,7 +14,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -260,7 +260,8 @@ class Controller:
             metrics.QUEUED_SECONDS.labels(*labels).observe(max(0.0, (started - created).total_seconds()))
         if new_phase in TERMINAL:
             event_type = "Normal" if new_phase == Phase.SUCCEEDED.value else "Warning"
-            kopf.event(task, type=event_type, reason=new_phase, message=verdict.message[:1024] or new_phase)
+            # kopf.event reads only apiVersion/kind/metadata, which a plain dict has too.
+            kopf.event(cast(kopf.Body, task), type=event_type, reason=new_phase, message=verdict.message[:1024] or new_phase)
             metrics.API_WRITES.labels("create", "events").inc()
             if desired.get("startTime") and desired.get("completionTime"):
                 started = datetime.fromisoformat(desired["startTime"].replace("Z", "+00:00"))
@@ -390,7 +391,8 @@ class Controller:
                 self.in_flight.pop((uid, run), None)
                 raise
         log.info("task %s/%s: admitted from queue %s, Job %s", namespace, name, queue_name, job["metadata"]["name"])
-        kopf.event(task, type="Normal", reason="Started", message=f"admitted from queue {queue_name}; Job {job['metadata']['name']}")
+        # kopf.event reads only apiVersion/kind/metadata, which a plain dict has too.
+        kopf.event(cast(kopf.Body, task), type="Normal", reason="Started", message=f"admitted from queue {queue_name}; Job {job['metadata']['name']}")
         metrics.API_WRITES.labels("create", "events").inc()
         return True
 

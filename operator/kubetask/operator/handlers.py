@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 import kopf
@@ -60,7 +59,7 @@ def _copy(value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 @kopf.index(*TASKS, registry=registry)
-def unfinished_tasks(body: kopf.Body, namespace: str, uid: str, **_: Any) -> dict[Any, dict[str, Any]] | None:
+def unfinished_tasks(body: kopf.Body, namespace: str | None, uid: str, **_: Any) -> dict[Any, dict[str, Any]] | None:
     spec, status = body.get("spec", {}), body.get("status") or {}
     if status.get("run", 0) == spec.get("rerun", 0) and status.get("phase") in TERMINAL:
         return None
@@ -95,19 +94,19 @@ def kubetask_pods(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[str, P
 
 
 @kopf.index(*TASKTYPES, registry=registry)
-def tasktypes(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+def tasktypes(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[tuple[str | None, str], dict[str, Any]]:
     return {(namespace, name): plain(body).get("spec", {})}
 
 
 @kopf.index(*TASKQUEUES, registry=registry)
-def taskqueues(body: kopf.Body, namespace: str, name: str, **_: Any) -> dict[tuple[str, str], QueueSpec]:
+def taskqueues(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[tuple[str | None, str], QueueSpec]:
     spec = body.get("spec") or {}
     return {(namespace, name): QueueSpec(
         max_running=int(spec.get("maxRunning", 10)), max_gpus=spec.get("maxGpus"), paused=bool(spec.get("paused", False)),
         generation=body["metadata"].get("generation"), status=plain(body).get("status") or {})}
 
 
-def _values(index: kopf.Index[Any, Any], key: Any) -> Iterable[Any]:
+def _values(index: kopf.Index[Any, Any], key: Any) -> list[Any]:
     return list(index[key]) if key in index else []
 
 
@@ -235,7 +234,9 @@ async def task_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> No
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED, registry=registry)
-async def job_event(event: kopf.RawEvent, body: kopf.Body, labels: kopf.Labels, namespace: str, **kwargs: Any) -> None:
+async def job_event(event: kopf.RawEvent, body: kopf.Body, labels: kopf.Labels, namespace: str | None, **kwargs: Any) -> None:
+    if namespace is None:  # unreachable: Jobs, Pods and kubetask resources are all namespaced
+        return
     views = views_from(kwargs)
     await _follow_child("job", labels, namespace, views)
     job = summarize_job(plain(body))
@@ -244,7 +245,9 @@ async def job_event(event: kopf.RawEvent, body: kopf.Body, labels: kopf.Labels, 
 
 
 @kopf.on.event("", "v1", "pods", labels=MANAGED, registry=registry)
-async def pod_event(labels: kopf.Labels, namespace: str, **kwargs: Any) -> None:
+async def pod_event(labels: kopf.Labels, namespace: str | None, **kwargs: Any) -> None:
+    if namespace is None:  # unreachable: Jobs, Pods and kubetask resources are all namespaced
+        return
     await _follow_child("pod", labels, namespace, views_from(kwargs))
 
 
@@ -258,7 +261,9 @@ async def _follow_child(kind: str, labels: kopf.Labels, namespace: str, views: V
 
 
 @kopf.on.event(*TASKQUEUES, registry=registry)
-async def queue_event(event: kopf.RawEvent, namespace: str, name: str, **kwargs: Any) -> None:
+async def queue_event(event: kopf.RawEvent, namespace: str | None, name: str, **kwargs: Any) -> None:
+    if namespace is None:  # unreachable: Jobs, Pods and kubetask resources are all namespaced
+        return
     views = views_from(kwargs)
     if event.get("type") == "DELETED":
         _QUEUE_KEYS.discard((namespace, name))
@@ -268,8 +273,10 @@ async def queue_event(event: kopf.RawEvent, namespace: str, name: str, **kwargs:
 
 
 @kopf.on.event(*TASKTYPES, registry=registry)
-async def tasktype_event(namespace: str, name: str, **kwargs: Any) -> None:
+async def tasktype_event(namespace: str | None, name: str, **kwargs: Any) -> None:
     """A TaskType appeared or changed: Tasks that waited for it are looked at again."""
+    if namespace is None:  # unreachable: Jobs, Pods and kubetask resources are all namespaced
+        return
     views = views_from(kwargs)
     for task in list(views.tasks(namespace)):
         if task["spec"].get("type") == name and not task.get("status", {}).get("phase") in ("Running",):

@@ -48,9 +48,9 @@ def effective_queue(task_spec: dict[str, Any], tasktype_spec: dict[str, Any] | N
 
 
 def resolve(task_spec: dict[str, Any], tasktype_spec: dict[str, Any], default_queue: str) -> tuple[EffectiveSpec | None, list[Problem]]:
-    defaults = tasktype_spec.get("defaults") or {}
-    default_resources = defaults.get("resources") or {}
-    resources = task_spec.get("resources") or {}
+    defaults: dict[str, Any] = tasktype_spec.get("defaults") or {}
+    default_resources: dict[str, Any] = defaults.get("resources") or {}
+    resources: dict[str, Any] = task_spec.get("resources") or {}
 
     def pick(name: str) -> Any:
         return task_spec[name] if task_spec.get(name) is not None else defaults.get(name)
@@ -63,7 +63,7 @@ def resolve(task_spec: dict[str, Any], tasktype_spec: dict[str, Any], default_qu
         priority=effective_priority(task_spec, tasktype_spec),
         cpu=resources.get("cpu") or default_resources.get("cpu"),
         memory=resources.get("memory") or default_resources.get("memory"),
-        gpu=int(resources.get("gpu") if resources.get("gpu") is not None else default_resources.get("gpu") or 0),
+        gpu=int(resources["gpu"] if resources.get("gpu") is not None else default_resources.get("gpu") or 0),
         timeout_seconds=pick("timeoutSeconds"),
         retries=int(pick("retries") if pick("retries") is not None else DEFAULT_RETRIES),
         non_retryable_exit_codes=tuple(pick("nonRetryableExitCodes") or ()),

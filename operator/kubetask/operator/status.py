@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypedDict
 
 from kubetask.operator import naming
 from kubetask.resources.models import MAX_RESULT_BYTES, Phase
@@ -122,6 +122,14 @@ class Verdict:
     pod_running: bool = False
 
 
+class _RunFacts(TypedDict):
+    """The Verdict fields every outcome of a run shares (see observe_run)."""
+
+    attempts: int
+    job_name: str
+    start_time: str
+
+
 def parse_result(message: str) -> Any:
     """The termination message as JSON when it is JSON, else the text itself."""
     if not message:
@@ -149,7 +157,7 @@ def observe_run(job: JobSummary, pods: list[PodSummary]) -> Verdict:
     last_failed = failed_pods[-1] if failed_pods else None
     # The Job starts its first pod at once: a Job that exists is at least one attempt (one write saved).
     attempts = max(1, job.active + job.failed + job.succeeded, len(pods))
-    common = {"attempts": attempts, "job_name": job.name, "start_time": job.start_time or job.created}
+    common: _RunFacts = {"attempts": attempts, "job_name": job.name, "start_time": job.start_time or job.created}
     if job.finished == "Complete":
         succeeded = [p for p in pods if p.phase == "Succeeded"]
         result = parse_result(succeeded[-1].message) if succeeded else None

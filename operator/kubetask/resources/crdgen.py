@@ -153,7 +153,7 @@ def task_crd() -> dict[str, Any]:
     conditions = status["properties"]["conditions"]
     conditions["x-kubernetes-list-type"] = "map"
     conditions["x-kubernetes-list-map-keys"] = ["type"]
-    columns = [
+    columns: list[dict[str, Any]] = [
         {"name": "Type", "type": "string", "jsonPath": ".spec.type"},
         {"name": "Queue", "type": "string", "jsonPath": ".status.queue"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},

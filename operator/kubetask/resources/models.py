@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -21,7 +21,8 @@ from kubetask.resources.quantity import parse_quantity
 
 GROUP = "kubetask.io"
 VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+# f"{GROUP}/{VERSION}", spelled out (and Final) so it types as the Literal the models declare.
+API_VERSION: Final = "kubetask.io/v1alpha1"
 CATEGORY = "kubetask"
 
 # Bounds. They are deliberate: every variable-length field has one, so a Task can never grow an

@@ -37,9 +37,9 @@ def check_parameters(parameters: dict[str, Any], schema: dict[str, Any] | None) 
     except jsonschema.SchemaError as error:
         return [Problem("spec.parametersSchema", f"the TaskType's parametersSchema is not a valid JSON Schema: {error.message}", "InvalidTaskType")]
     problems = []
-    for error in sorted(validator_class(schema).iter_errors(parameters), key=lambda e: list(e.absolute_path)):
-        path = ".".join(["spec", "parameters", *(str(p) for p in error.absolute_path)])
-        problems.append(Problem(path, error.message, "InvalidParameters"))
+    for issue in sorted(validator_class(schema).iter_errors(parameters), key=lambda e: list(e.absolute_path)):
+        path = ".".join(["spec", "parameters", *(str(p) for p in issue.absolute_path)])
+        problems.append(Problem(path, issue.message, "InvalidParameters"))
     return problems
 
 
