@@ -31,6 +31,7 @@ log = logging.getLogger("kubetask.operator")
 TERMINAL = {p.value for p in Phase if p.terminal}
 MAX_HISTORY = 32
 MAX_REMEMBERED = 20_000
+PARAMETERS_OMITTED = "_parametersOmitted"  # set on index bodies whose (large) parameters were left out
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class Controller:
         # The status this process last wrote per Task, with the resourceVersion the write produced.
         # An event or index entry older than our own write must not undo it (stale-read guard).
         self._written: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
+        # Tasks (uid → generation) this process validated: no re-fetch to validate them again
+        # when a Job or pod event arrives before the first status write.
+        self._validated: OrderedDict[str, int | None] = OrderedDict()
 
     # ---------------------------------------------------------------------------------------
     # One Task
@@ -118,6 +122,12 @@ class Controller:
         while len(self._written) > MAX_REMEMBERED:
             self._written.popitem(last=False)
 
+    def _remember_valid(self, uid: str, generation: int | None) -> None:
+        self._validated[uid] = generation
+        self._validated.move_to_end(uid)
+        while len(self._validated) > MAX_REMEMBERED:
+            self._validated.popitem(last=False)
+
     async def _reconcile_locked(self, task: dict[str, Any], views: Views, *, full: bool) -> str | None:
         task = self._freshest(task)
         meta, spec = task["metadata"], task["spec"]
@@ -146,7 +156,7 @@ class Controller:
             return None
 
         queue = effective_queue(spec, tasktype, self.settings.default_queue)
-        if not full and not self._accepted(previous, generation):
+        if not full and not self._accepted(uid, previous, generation):
             try:  # validation needs the parameters, which the index does not hold: start over, fresh
                 fresh = await self.kube.get(tasks_path(namespace, name))
             except ApiError as error:
@@ -156,13 +166,14 @@ class Controller:
             if fresh["metadata"]["uid"] != uid:
                 return None
             return await self._reconcile_locked(fresh, views, full=True)
-        if full and not self._accepted(previous, generation):
+        if full and not self._accepted(uid, previous, generation):
             effective, problems = resolve(spec, tasktype, self.settings.default_queue)
             if problems:
                 verdict = Verdict(Phase.FAILED, problems[0].reason, describe(problems),
                                   failure={"reason": problems[0].reason, "message": describe(problems)})
                 await self._write_status(task, previous, verdict, queue, run, generation)
                 return None
+            self._remember_valid(uid, generation)
 
         if spec.get("cancel"):
             if job is not None and job.running:
@@ -202,8 +213,9 @@ class Controller:
         # admit_queue unless it is admitted at once (one write saved on an idle queue).
         return queue
 
-    @staticmethod
-    def _accepted(status: dict[str, Any], generation: int | None) -> bool:
+    def _accepted(self, uid: str, status: dict[str, Any], generation: int | None) -> bool:
+        if uid in self._validated and self._validated[uid] == generation:
+            return True
         accepted = next((c for c in status.get("conditions", []) if c["type"] == "Accepted"), None)
         return bool(accepted and accepted["status"] == "True" and status.get("observedGeneration") == generation)
 
@@ -307,25 +319,39 @@ class Controller:
                     reason, message = "QueuePaused", f"TaskQueue {queue_name!r} is paused"
                 else:
                     reason, message = "WaitingForCapacity", f"TaskQueue {queue_name!r} is full ({queue.max_running} running at most)"
-            admitted_uids = set()
+            # Reserve the capacity now, under the lock; create the Jobs after it, concurrently.
+            # The reservations (in_flight) count as running for every admission decided meanwhile.
+            reserved: list[tuple[Candidate, dict[str, Any], int]] = []
             for candidate in admitted:
                 task = waiting[candidate.uid][1]
-                if await self._start(task, views, queue_name, candidate.gpu):
-                    admitted_uids.add(candidate.uid)
-            for uid, (candidate, task) in waiting.items():
-                if uid in admitted_uids:
-                    continue
                 run = int(task["spec"].get("rerun", 0))
-                status = task.get("status") or {}
-                previous = status if status.get("run", 0) == run else self._archive_run(status)
-                async with self._task_locks[uid]:
-                    task = self._freshest(task)
-                    try:
-                        await self._write_status(task, previous, Verdict(Phase.QUEUED, reason, message), queue_name, run,
-                                                 task["metadata"].get("generation"))
-                    except ApiError as error:
-                        if error.status != 409:
-                            raise  # 409: the Task changed meanwhile; its own event reconciles it
+                self.in_flight[(candidate.uid, run)] = (namespace, queue_name, candidate.gpu)
+                reserved.append((candidate, task, run))
+            reserved_uids = {candidate.uid for candidate, _, _ in reserved}
+            still_waiting = [(uid, task) for uid, (_, task) in waiting.items() if uid not in reserved_uids]
+        started = await asyncio.gather(*(self._start(task, views, queue_name) for _, task, _ in reserved), return_exceptions=True)
+        for (candidate, _, run), outcome in zip(reserved, started):
+            if outcome is not True:
+                self.in_flight.pop((candidate.uid, run), None)  # not started: the capacity is free again
+        marked = await asyncio.gather(*(self._mark_queued(task, queue_name, reason, message) for _, task in still_waiting),
+                                      return_exceptions=True)
+        for failure in [*started, *marked]:
+            if isinstance(failure, BaseException):
+                raise failure
+
+    async def _mark_queued(self, task: dict[str, Any], queue_name: str, reason: str, message: str) -> None:
+        uid = task["metadata"]["uid"]
+        async with self._task_locks[uid]:
+            task = self._freshest(task)
+            run = int(task["spec"].get("rerun", 0))
+            status = task.get("status") or {}
+            previous = status if status.get("run", 0) == run else self._archive_run(status)
+            try:
+                await self._write_status(task, previous, Verdict(Phase.QUEUED, reason, message), queue_name, run,
+                                         task["metadata"].get("generation"))
+            except ApiError as error:
+                if error.status != 409:
+                    raise  # 409: the Task changed meanwhile; its own event reconciles it
 
     def _waiting(self, namespace: str, queue_name: str, views: Views, extra: dict[str, Any] | None) -> dict[str, tuple[Candidate, dict[str, Any]]]:
         waiting: dict[str, tuple[Candidate, dict[str, Any]]] = {}
@@ -357,11 +383,12 @@ class Controller:
             waiting[uid] = (Candidate(uid, meta["name"], int(priority), meta.get("creationTimestamp", ""), int(gpu)), task)
         return waiting
 
-    async def _start(self, task: dict[str, Any], views: Views, queue_name: str, gpu: int) -> bool:
-        """Create the Job for the Task's current run. 409 means it exists: the work already started."""
+    async def _start(self, task: dict[str, Any], views: Views, queue_name: str) -> bool:
+        """Create the Job for the Task's current run (its capacity is already reserved).
+        409 means it exists: the work already started."""
         meta = task["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
-        if "parameters" not in task["spec"]:
+        if task.get(PARAMETERS_OMITTED):
             try:
                 task = await self.kube.get(tasks_path(namespace, name))
             except ApiError as error:
@@ -382,13 +409,12 @@ class Controller:
                        if any(k.startswith(p) for p in self.settings.pod_annotation_prefixes)}
         job = build_job(task, effective, run, grace_seconds=self.settings.termination_grace_seconds,
                         pod_annotations=annotations)
-        self.in_flight[(uid, run)] = (namespace, queue_name, gpu)
+        self._remember_valid(uid, task["metadata"].get("generation"))
         try:
             await self.kube.create(core_path("jobs", namespace, group="batch"), job)
             metrics.API_WRITES.labels("create", "jobs").inc()
         except ApiError as error:
             if error.status != 409:
-                self.in_flight.pop((uid, run), None)
                 raise
         log.info("task %s/%s: admitted from queue %s, Job %s", namespace, name, queue_name, job["metadata"]["name"])
         # kopf.event reads only apiVersion/kind/metadata, which a plain dict has too.

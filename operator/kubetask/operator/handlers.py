@@ -20,9 +20,10 @@ import kopf
 from kubetask.kube import ApiError, Connection, Kube, tasks_path
 from kubetask.operator import metrics, naming
 from kubetask.operator.config import OperatorSettings
-from kubetask.operator.controller import TERMINAL, Controller, QueueSpec, Views
+from kubetask.operator.controller import PARAMETERS_OMITTED, TERMINAL, Controller, QueueSpec, Views
 from kubetask.operator.status import JobSummary, PodSummary, summarize_job, summarize_pod
 from kubetask.resources.models import GROUP, VERSION
+from kubetask.resources.validation import parameters_size
 
 log = logging.getLogger("kubetask.operator")
 registry = kopf.OperatorRegistry()
@@ -30,6 +31,7 @@ MANAGED = {naming.MANAGED_BY: naming.MANAGED_BY_VALUE}
 TASKS = (GROUP, VERSION, "tasks")
 TASKTYPES = (GROUP, VERSION, "tasktypes")
 TASKQUEUES = (GROUP, VERSION, "taskqueues")
+INDEXED_PARAMETERS_BYTES = 1024
 
 
 class State:
@@ -63,13 +65,17 @@ def unfinished_tasks(body: kopf.Body, namespace: str | None, uid: str, **_: Any)
     spec, status = body.get("spec", {}), body.get("status") or {}
     if status.get("run", 0) == spec.get("rerun", 0) and status.get("phase") in TERMINAL:
         return None
+    # Small parameters stay in memory (no re-fetch at admission); large ones are fetched then.
+    small = parameters_size(_copy(spec.get("parameters") or {})) <= INDEXED_PARAMETERS_BYTES
     slim = {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
         "metadata": {k: _copy(body["metadata"].get(k)) for k in ("name", "namespace", "uid", "generation", "resourceVersion", "creationTimestamp", "annotations")},
-        "spec": {k: _copy(v) for k, v in spec.items() if k != "parameters"},
+        "spec": {k: _copy(v) for k, v in spec.items() if k != "parameters" or small},
         "status": {k: _copy(v) for k, v in status.items() if k != "result"},
     }
+    if not small:
+        slim[PARAMETERS_OMITTED] = True
     return {namespace: slim, ("uid", uid): slim}
 
 
