@@ -29,6 +29,7 @@ from kubetask.resources.models import Phase
 
 log = logging.getLogger("kubetask.operator")
 TERMINAL = {p.value for p in Phase if p.terminal}
+NOT_WAITING = TERMINAL | {Phase.RUNNING.value}
 MAX_HISTORY = 32
 MAX_REMEMBERED = 20_000
 PARAMETERS_OMITTED = "_parametersOmitted"  # set on index bodies whose (large) parameters were left out
@@ -111,6 +112,16 @@ class Controller:
         if seen >= version:
             return task
         return {**task, "metadata": {**task["metadata"], "resourceVersion": str(version)}, "status": status}
+
+    def _freshest_status(self, task: dict[str, Any]) -> dict[str, Any]:
+        written = self._written.get(task["metadata"]["uid"])
+        if written is not None:
+            try:
+                if int(task["metadata"].get("resourceVersion") or 0) < written[0]:
+                    return written[1]
+            except ValueError:
+                pass
+        return task.get("status") or {}
 
     def _remember(self, uid: str, response: dict[str, Any]) -> None:
         try:
@@ -358,13 +369,17 @@ class Controller:
         bodies = list(views.tasks(namespace))
         if extra is not None:
             bodies = [b for b in bodies if b["metadata"]["uid"] != extra["metadata"]["uid"]] + [extra]
-        for task in map(self._freshest, bodies):
-            meta, spec, status = task["metadata"], task["spec"], task.get("status") or {}
+        for task in bodies:
+            # Cheap filters first, on the freshest status without copying the body: this loop
+            # sees every unfinished Task of the namespace on every admission.
+            meta, spec = task["metadata"], task["spec"]
             uid, run = meta["uid"], int(spec.get("rerun", 0))
             if spec.get("cancel") or (uid, run) in self.in_flight:
                 continue
-            if status.get("run", 0) == run and status.get("phase") in TERMINAL | {Phase.RUNNING.value}:
+            status = self._freshest_status(task)
+            if status.get("run", 0) == run and status.get("phase") in NOT_WAITING:
                 continue
+            task = self._freshest(task)
             tasktype = views.tasktype(namespace, spec["type"])
             if tasktype is None or effective_queue(spec, tasktype, self.settings.default_queue) != queue_name:
                 continue
