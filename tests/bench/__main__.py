@@ -192,9 +192,9 @@ class Bench:
                 all_done = max(watcher.job_done.values()) - start
         return {"n": n, "created_s": created, "all_jobs_exist_s": all_jobs, "all_done_s": all_done}, watcher
 
-    def run(self) -> dict[str, Any]:
+    def run(self, results: dict[str, Any]) -> dict[str, Any]:
+        """Fills `results` phase by phase, so an interrupted run still reports what it measured."""
         a = self.args
-        results: dict[str, Any] = {}
         idle = process_usage(self.operator.process.pid)
 
         # 1. Task → Job latency at a steady offered rate, beside raw Job creation → Job seen.
@@ -385,17 +385,19 @@ def main(argv: list[str] | None = None) -> int:
     settings = {**versions, "controller-manager QPS limits": "disabled (kwokctl disableQPSLimits)",
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
                 "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "mode": "smoke" if args.smoke else "quick" if args.quick else "full"}
+    results: dict[str, Any] = {}
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
     try:
-        results = Bench(kube, kubeconfig, operator, args).run()
+        Bench(kube, kubeconfig, operator, args).run(results)
     finally:
         operator.stop()
         if cluster is not None and not os.environ.get("KUBETASK_KEEP_CLUSTER"):
             cluster.down(quiet=True)
+        path.write_text(json.dumps({"settings": settings, "args": {k: str(v) for k, v in vars(args).items()}, "results": results,
+                                    "complete": "gateway" in results}, indent=2))
+        print(f"\nresults written to {path}")
     print(table(results, settings))
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"bench-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps({"settings": settings, "args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=2))
-    print(f"\nresults written to {path}")
     return 0
 
 
