@@ -19,12 +19,12 @@ from typing import Any, cast
 import kopf
 
 from kubetask.kube import ApiError, Kube, core_path, tasks_path
-from kubetask.operator import metrics, naming
+from kubetask.operator import metrics
 from kubetask.operator.admission import Candidate, QueueState, admit
 from kubetask.operator.config import OperatorSettings
 from kubetask.operator.jobs import build_job
 from kubetask.operator.resolve import describe, effective_queue, resolve
-from kubetask.operator.status import JobSummary, PodSummary, Verdict, observe_run, rfc3339, status_changed, task_status
+from kubetask.operator.status import JobSummary, PodSummary, Verdict, observe_run, status_changed, task_status
 from kubetask.resources.models import Phase
 
 log = logging.getLogger("kubetask.operator")
@@ -460,6 +460,3 @@ class Controller:
             if error.status != 404:
                 raise
 
-
-def stamp() -> str:
-    return rfc3339(now())

@@ -39,6 +39,8 @@ class State:
 
     controller: Controller | None = None
     views: Views | None = None
+    queue_index: kopf.Index[Any, Any] | None = None  # taskqueues: which queues to publish status for
+    phase_index: kopf.Index[Any, Any] | None = None  # task_phases: the kubetask_tasks gauge
     settings = OperatorSettings()
     background: list[asyncio.Task[None]] = []
 
@@ -135,7 +137,7 @@ def views_from(kwargs: dict[str, Any]) -> Views:
     )
     if State.views is None:
         State.views = views
-        State.task_phases = kwargs["task_phases"]  # type: ignore[attr-defined]
+        State.queue_index, State.phase_index = queues_idx, kwargs["task_phases"]
     return views
 
 
@@ -192,10 +194,9 @@ async def _publish_queue_status() -> None:
         if views is None or State.controller is None:
             continue
         try:
-            queues_idx = _queue_keys()
-            for namespace, name in queues_idx:
+            for namespace, name in sorted(State.queue_index or ()):
                 await State.controller.publish_queue_status(namespace, name, views)
-            phases = getattr(State, "task_phases", None)
+            phases = State.phase_index
             if phases is not None:
                 metrics.TASKS.clear()
                 for key in list(phases):
@@ -206,13 +207,6 @@ async def _publish_queue_status() -> None:
             raise
         except Exception:  # keep the loop alive; it is reporting, not deciding
             log.exception("publishing queue status failed")
-
-
-_QUEUE_KEYS: set[tuple[str, str]] = set()
-
-
-def _queue_keys() -> list[tuple[str, str]]:
-    return sorted(_QUEUE_KEYS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,14 +261,10 @@ async def _follow_child(kind: str, labels: kopf.Labels, namespace: str, views: V
 
 
 @kopf.on.event(*TASKQUEUES, registry=registry)
-async def queue_event(event: kopf.RawEvent, namespace: str | None, name: str, **kwargs: Any) -> None:
+async def queue_event(namespace: str | None, name: str, **kwargs: Any) -> None:
     if namespace is None:  # unreachable: Jobs, Pods and kubetask resources are all namespaced
         return
     views = views_from(kwargs)
-    if event.get("type") == "DELETED":
-        _QUEUE_KEYS.discard((namespace, name))
-    else:
-        _QUEUE_KEYS.add((namespace, name))
     await _guarded("queue", controller().admit_queue(namespace, name, views))
 
 
