@@ -200,13 +200,34 @@ class LocalCluster:
         return self.kubeconfig
 
     def down(self, quiet: bool = False) -> None:
-        bin_dir = self.binaries()
-        if self.cluster_dir.exists():
-            subprocess.run([str(bin_dir / "kwokctl"), "delete", "cluster", "--name", self.name, "--kubeconfig", ""],
-                           env=self.env(bin_dir), capture_output=True, text=True)
+        """Stop every process running from this cluster's folder, then delete the folder.
+
+        Not `kwokctl delete cluster`: with `--kubeconfig ""` (which keeps it away from
+        ~/.kube/config) it exits at once with "empty path" and leaves etcd and kube-apiserver
+        running, and a process restarted by restart_component is not in its records anyway.
+        """
+        processes = self._processes()
+        if processes or self.cluster_dir.exists():
+            _terminate(processes)
             shutil.rmtree(self.cluster_dir, ignore_errors=True)
             if not quiet:
-                self._log(f"cluster {self.name!r} deleted")
+                self._log(f"cluster {self.name!r} deleted ({len(processes)} processes stopped)")
+
+    def _processes(self) -> list[int]:
+        """Live processes whose program is in this cluster's bin/ (kwokctl copies the binaries there)."""
+        prefix = str(self.cluster_dir) + os.sep
+        found = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                argv0 = (proc / "cmdline").read_bytes().split(b"\0", 1)[0].decode()
+                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if argv0.startswith(prefix) and state != "Z":
+                found.append(int(proc.name))
+        return found
 
     def restart_component(self, component: str, down_seconds: float = 0.0) -> None:
         """Kill one component (e.g. kube-apiserver) with SIGKILL and start it again with the same
@@ -273,6 +294,29 @@ class LocalCluster:
     @staticmethod
     def _log(message: str) -> None:
         print(f"[localcluster] {message}", file=sys.stderr, flush=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _terminate(pids: list[int], grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL what is still running after `grace` seconds (kube-apiserver can
+    wait a long time for etcd during its graceful shutdown)."""
+    for sig in (15, 9):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not any(_alive(pid) for pid in pids):
+            return
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,6 +75,13 @@ class Watcher:
     def __exit__(self, *_: Any) -> None:
         self._stop.set()
 
+    def count(self, phase: str) -> int:
+        """Tasks seen in `phase` so far (a snapshot: the watch threads keep adding)."""
+        return sum(1 for phases in list(self.task_phase.values()) if phase in phases)
+
+    def last(self, phase: str) -> float:
+        return max(phases[phase] for phases in list(self.task_phase.values()) if phase in phases)
+
     def _loop(self, path: str, selector: str | None, handle: Any) -> None:
         version = None
         while not self._stop.is_set():
@@ -182,14 +189,13 @@ class Bench:
             list(self.pool.map(lambda name: create(ns, name), names))
             created = time.monotonic() - start
             wait_for(lambda: len(watcher.job_seen) >= n, timeout=1800, interval=0.5, what="every Job")
-            all_jobs = max(watcher.job_seen.values()) - start
+            all_jobs = max(list(watcher.job_seen.values())) - start
             if done_key == "task":
-                wait_for(lambda: sum(1 for p in watcher.task_phase.values() if "Succeeded" in p) >= n, timeout=1800, interval=0.5,
-                         what="every Task Succeeded")
-                all_done = max(p["Succeeded"] for p in watcher.task_phase.values()) - start
+                wait_for(lambda: watcher.count("Succeeded") >= n, timeout=1800, interval=0.5, what="every Task Succeeded")
+                all_done = watcher.last("Succeeded") - start
             else:
                 wait_for(lambda: len(watcher.job_done) >= n, timeout=1800, interval=0.5, what="every Job Complete")
-                all_done = max(watcher.job_done.values()) - start
+                all_done = max(list(watcher.job_done.values())) - start
         return {"n": n, "created_s": created, "all_jobs_exist_s": all_jobs, "all_done_s": all_done}, watcher
 
     def run(self, results: dict[str, Any]) -> dict[str, Any]:
@@ -234,13 +240,16 @@ class Bench:
         restart_empty = self.restart_to_first_job()
         ns = self.namespace("scale")
         cpu_before = process_usage(self.operator.process.pid)["cpu_seconds"]
-        list(self.pool.map(lambda i: self.task(ns, f"c-{i:05d}", cancel=True), range(count)))  # finished without a Job
-        wait_for(lambda: sum(1 for t in self.kube.get(tasks_path(ns))["items"] if (t.get("status") or {}).get("phase") == "Cancelled") >= count,
-                 timeout=1800, interval=2, what="every Task Cancelled")
+        with Watcher(self.kubeconfig, ns, "kubetask.io/task") as watcher:
+            start = time.monotonic()
+            list(self.pool.map(lambda i: self.task(ns, f"c-{i:05d}", cancel=True), range(count)))  # finished without a Job
+            created = time.monotonic() - start
+            wait_for(lambda: watcher.count("Cancelled") >= count, timeout=3600, interval=1, what="every Task Cancelled")
+            all_finished = watcher.last("Cancelled") - start
         loaded = process_usage(self.operator.process.pid)
         restart_loaded = self.restart_to_first_job()
         after_restart = process_usage(self.operator.process.pid)
-        return {"tasks": count, "rss_mib_idle": round(idle["rss_mib"], 1), "rss_mib_loaded": round(loaded["rss_mib"], 1),
+        return {"tasks": count, "created_s": round(created, 1), "all_finished_s": round(all_finished, 1), "rss_mib_idle": round(idle["rss_mib"], 1), "rss_mib_loaded": round(loaded["rss_mib"], 1),
                 "cpu_seconds_for_the_tasks": round(loaded["cpu_seconds"] - cpu_before, 1),
                 "rss_mib_after_restart": round(after_restart["rss_mib"], 1),
                 "restart_to_first_job_s_empty": round(restart_empty, 2), "restart_to_first_job_s_loaded": round(restart_loaded, 2)}

@@ -4,6 +4,7 @@ annotations (see hack/localcluster.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from harness import RESTRICTED_CONTAINER_SECURITY, localcluster, wait_for
@@ -123,3 +124,16 @@ def test_deleting_the_owner_garbage_collects_the_job(kube: KubeSync, namespace: 
             return error.status == 404
 
     wait_for(job_gone, timeout=60, what="garbage collection of the Job")
+
+
+def test_down_stops_every_process_of_the_cluster(bin_dir: Path) -> None:
+    """A second cluster goes up and down: none of its processes outlive `down` (kwokctl's own
+    delete left etcd and kube-apiserver running; they then competed with the next cluster)."""
+    cluster = localcluster.LocalCluster("kubetask-test-down")
+    cluster.down(quiet=True)
+    cluster.up()
+    running = cluster._processes()  # noqa: SLF001
+    assert len(running) >= 5, running  # etcd, apiserver, controller-manager, scheduler, kwok
+    cluster.down(quiet=True)
+    assert cluster._processes() == []  # noqa: SLF001
+    assert not cluster.cluster_dir.exists()

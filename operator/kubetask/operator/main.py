@@ -9,7 +9,7 @@ import logging
 import kopf
 from prometheus_client import start_http_server
 
-from kubetask.operator import handlers
+from kubetask.operator import handlers, kopf_fixes
 from kubetask.operator.config import OperatorSettings
 
 
@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         # One line per request or handler call is noise at scale; transitions are logged by us.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    if not kopf_fixes.apply():
+        logging.getLogger("kubetask.operator").warning("Kopf's ToggleSet changed shape; start-up with many Tasks may be slow")
     start_http_server(settings.metrics_port, addr=settings.metrics_host)
     namespaces = settings.namespaces
     asyncio.run(kopf.operator(

@@ -1,0 +1,59 @@
+"""A fix for Kopf's start-up with many indexed objects, applied before the operator runs.
+
+Kopf holds every object's handlers until every index is filled from the initial listing. It does
+that with a `ToggleSet`: one toggle per object not yet indexed, all sharing one `asyncio.Condition`,
+and `make_toggle` / `drop_toggle` call `notify_all()` on every change. Every waiting worker wakes
+for every listed object, so a restart with n objects costs O(n²) wake-ups: with 10,000 finished
+Tasks present, the restarted operator spent 10 minutes of CPU before it created a new Task's Job
+(py-spy: 90 % in `Condition.notify_all` / `Condition.wait`).
+
+The fix notifies only when adding or dropping a toggle changes the set's overall state; that is the
+only thing a `ToggleSet.wait_for` waiter can observe. A member toggle's own `turn_to()` still
+notifies the shared condition as before, so no wake-up a waiter needs is lost. `is_on()` stays
+cheap: the toggles in the set are the objects still being indexed, so `all()` stops at the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kopf._cogs.aiokits import aiotoggles
+
+_Toggle, _ToggleSet = aiotoggles.Toggle, aiotoggles.ToggleSet
+
+
+async def _make_toggle(self: aiotoggles.ToggleSet, __val: bool = False, *, name: str | None = None) -> aiotoggles.Toggle:
+    toggle = _Toggle(__val, name=name, condition=self._condition)
+    async with self._condition:
+        before = self.is_on()
+        self._toggles.add(toggle)
+        if self.is_on() != before:
+            self._condition.notify_all()
+    return toggle
+
+
+async def _drop_toggle(self: aiotoggles.ToggleSet, toggle: aiotoggles.Toggle) -> None:
+    async with self._condition:
+        before = self.is_on()
+        self._toggles.discard(toggle)
+        if self.is_on() != before:
+            self._condition.notify_all()
+
+
+async def _drop_toggles(self: aiotoggles.ToggleSet, toggles: Iterable[aiotoggles.Toggle]) -> None:
+    async with self._condition:
+        before = self.is_on()
+        self._toggles.difference_update(toggles)
+        if self.is_on() != before:
+            self._condition.notify_all()
+
+
+def apply() -> bool:
+    """Patch `ToggleSet` if it has the shape this fix was written for (Kopf 1.x); else leave it."""
+    probe = _ToggleSet(all)
+    if not (hasattr(probe, "_condition") and isinstance(getattr(probe, "_toggles", None), set)):
+        return False
+    _ToggleSet.make_toggle = _make_toggle  # type: ignore[method-assign]
+    _ToggleSet.drop_toggle = _drop_toggle  # type: ignore[method-assign]
+    _ToggleSet.drop_toggles = _drop_toggles  # type: ignore[method-assign]
+    return True

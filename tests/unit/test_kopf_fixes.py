@@ -1,0 +1,56 @@
+"""The ToggleSet fix: the same waits end, with wake-ups only when the set's state changes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from kopf._cogs.aiokits import aiotoggles
+
+from kubetask.operator import kopf_fixes
+
+
+class CountingCondition(asyncio.Condition):
+    def __init__(self) -> None:
+        super().__init__()
+        self.notifications = 0
+
+    def notify_all(self) -> None:
+        self.notifications += 1
+        super().notify_all()
+
+
+def counting_set() -> tuple[aiotoggles.ToggleSet, CountingCondition]:
+    toggles = aiotoggles.ToggleSet(all)
+    condition = CountingCondition()
+    toggles._condition = condition  # noqa: SLF001
+    return toggles, condition
+
+
+async def test_indexing_many_objects_wakes_waiters_once_not_per_object() -> None:
+    assert kopf_fixes.apply()
+    toggles, condition = counting_set()
+    listing = await toggles.make_toggle(False, name="listing")  # a resource kind's initial list
+    condition.notifications = 0  # that turned the empty ("on") set off; count from here
+    waiters = [asyncio.create_task(toggles.wait_for(True)) for _ in range(200)]
+    objects = [await toggles.make_toggle(False, name=f"object-{i}") for i in range(1000)]
+    for toggle in objects:
+        await toggles.drop_toggle(toggle)  # each object indexed
+    await asyncio.sleep(0)
+    assert not any(waiter.done() for waiter in waiters)  # the listing is not finished yet
+    assert condition.notifications == 0  # stayed "off" throughout: Kopf's own code notifies 2,000 times
+    await listing.turn_to(True)  # a member's own change still notifies
+    await asyncio.wait_for(asyncio.gather(*waiters), timeout=5)
+    assert toggles.is_on()
+
+
+async def test_adding_and_dropping_still_wakes_on_a_state_change() -> None:
+    assert kopf_fixes.apply()
+    toggles, condition = counting_set()
+    off_waiter = asyncio.create_task(toggles.wait_for(False))
+    blocker = await toggles.make_toggle(False)  # on (empty) → off
+    await asyncio.wait_for(off_waiter, timeout=5)
+    on_waiter = asyncio.create_task(toggles.wait_for(True))
+    await asyncio.sleep(0)
+    await toggles.drop_toggles([blocker])  # off → on
+    await asyncio.wait_for(on_waiter, timeout=5)
+    assert condition.notifications == 2
