@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/chart: cha
 import expected_rbac as rbac  # noqa: E402
 from chart_helpers import CHART, REPO, VALUE_SETS, chart_tools, render_text  # noqa: E402
 from chart_helpers import chart_bin, helm  # noqa: E402,F401  (fixtures)
+from harness import wait_for  # noqa: E402
 from kubetask.kube import ApiError, KubeSync, core_path, tasks_path  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
@@ -282,7 +283,10 @@ def test_first_install_without_crds_then_upgrade_adopts_the_queue(helm: Helm, fr
     mon = Path(chart_tools("monitoring-crds"))
     kubectl("apply", "--server-side", "-f", str(mon / "monitoring.coreos.com_servicemonitors.yaml"),
             "-f", str(mon / "monitoring.coreos.com_prometheusrules.yaml"))
-    kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    # Retried: `kubectl wait` errors out (instead of waiting) on a CRD whose status has no
+    # conditions yet, which is the case for a moment right after it is created.
+    wait_for(lambda: kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=20s", check=False).returncode == 0,
+             timeout=60, interval=0.5, what="CRDs Established")
 
     def install(command: str, **values: Any) -> None:
         helm(command, "kubetask", str(CHART), "-n", "kubetask", "--wait", "--timeout", "90s",
