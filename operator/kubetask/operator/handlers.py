@@ -92,7 +92,7 @@ async def task_phases(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], N
 
 @kopf.index("batch", "v1", "jobs", labels=MANAGED, registry=registry)
 async def kubetask_jobs(body: kopf.Body, **_: Any) -> dict[tuple[str, ...], JobSummary]:
-    job = summarize_job(plain(body))
+    job = summarize_job(body)  # reads only: no copy of the body
     keys: dict[tuple[str, ...], JobSummary] = {("task", job.task_uid): job}
     if job.running:
         keys[("queue", job.namespace, job.queue)] = job
@@ -101,7 +101,7 @@ async def kubetask_jobs(body: kopf.Body, **_: Any) -> dict[tuple[str, ...], JobS
 
 @kopf.index("", "v1", "pods", labels=MANAGED, registry=registry)
 async def kubetask_pods(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[str, PodSummary]:
-    return {labels.get(naming.LABEL_TASK_UID, ""): summarize_pod(plain(body))}
+    return {labels.get(naming.LABEL_TASK_UID, ""): summarize_pod(body)}  # reads only: no copy
 
 
 @kopf.index(*TASKTYPES, registry=registry)
@@ -251,7 +251,7 @@ async def job_event(event: kopf.RawEvent, body: kopf.Body, labels: kopf.Labels, 
         return
     views = views_from(kwargs)
     await _follow_child("job", labels, namespace, views)
-    job = summarize_job(plain(body))
+    job = summarize_job(body)
     if not job.running or event.get("type") == "DELETED":
         await _guarded("queue", controller().admit_queue(namespace, job.queue, views))  # a slot is free
 

@@ -9,6 +9,7 @@ condition did not change, so recomputing an unchanged state yields an identical 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypedDict
@@ -61,7 +62,7 @@ class JobSummary:
         return self.finished is None
 
 
-def summarize_job(body: dict[str, Any]) -> JobSummary:
+def summarize_job(body: Mapping[str, Any]) -> JobSummary:
     meta, spec, status = body["metadata"], body.get("spec", {}), body.get("status", {})
     labels = meta.get("labels", {})
     finished, reason, message = None, "", ""
@@ -88,7 +89,7 @@ def summarize_job(body: dict[str, Any]) -> JobSummary:
     )
 
 
-def summarize_pod(body: dict[str, Any]) -> PodSummary:
+def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
     meta, status = body["metadata"], body.get("status", {})
     exit_code, reason, message = None, "", ""
     for container in status.get("containerStatuses", []):
