@@ -1,8 +1,11 @@
-"""admit: which waiting Tasks start now."""
+"""admit: which waiting Tasks start now; the per-Task locks around those decisions."""
 
 from __future__ import annotations
 
+import asyncio
+
 from kubetask.operator.admission import Candidate, QueueState, admission_order, admit
+from kubetask.operator.controller import KeyedLocks
 
 
 def c(name: str, priority: int = 0, created: str = "2026-11-24T10:00:00Z", gpu: int = 0) -> Candidate:
@@ -36,3 +39,18 @@ def test_gpu_budget_is_strict_order() -> None:
     assert admit(waiting, QueueState(max_running=10, running=1, max_gpus=4, running_gpus=1)) == []
     assert names(admit(waiting, QueueState(max_running=10, running=0, max_gpus=5))) == ["big", "small"]
     assert names(admit([c("cpu-only")], QueueState(max_running=10, running=0, max_gpus=0))) == ["cpu-only"]
+
+
+async def test_keyed_locks_exclude_per_key_and_forget_released_keys() -> None:
+    locks, inside, overlaps = KeyedLocks(), set[str](), list[bool]()
+
+    async def work(key: str) -> None:
+        async with locks.hold(key):
+            overlaps.append(key in inside)
+            inside.add(key)
+            await asyncio.sleep(0.001)
+            inside.discard(key)
+
+    await asyncio.gather(*(work(f"task-{i % 5}") for i in range(50)))
+    assert len(overlaps) == 50 and not any(overlaps)  # never two holders of one key at once
+    assert len(locks) == 0  # nothing kept once every holder left

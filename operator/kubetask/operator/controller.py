@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -61,11 +62,36 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class KeyedLocks:
+    """One asyncio.Lock per key, dropped once nobody holds or waits for it. Tasks come and go;
+    a lock kept per Task uid forever would grow with every Task the operator has ever seen."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
 class Controller:
     def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
         self.kube = kube
         self.settings = settings
-        self._task_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._task_locks = KeyedLocks()
         self._queue_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         # Jobs created by this process that the Job index has not shown yet: (task uid, run) → queue, gpu.
         self.in_flight: dict[tuple[str, int], tuple[str, str, int]] = {}
@@ -83,7 +109,7 @@ class Controller:
         """Bring one Task's Job and status in line with what is observed. `full` says whether the
         body carries spec.parameters (Task events do; bodies from the index do not)."""
         uid = task["metadata"]["uid"]
-        async with self._task_locks[uid]:
+        async with self._task_locks.hold(uid):
             for attempt in range(3):
                 try:
                     queue_to_admit = await self._reconcile_locked(task, views, full=full)
@@ -352,7 +378,7 @@ class Controller:
 
     async def _mark_queued(self, task: dict[str, Any], queue_name: str, reason: str, message: str) -> None:
         uid = task["metadata"]["uid"]
-        async with self._task_locks[uid]:
+        async with self._task_locks.hold(uid):
             task = self._freshest(task)
             run = int(task["spec"].get("rerun", 0))
             status = task.get("status") or {}
