@@ -1,11 +1,13 @@
-"""admit: which waiting Tasks start now; the per-Task locks around those decisions."""
+"""admit: which waiting Tasks start now; the per-Task locks and memory around those decisions."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
 from kubetask.operator.admission import Candidate, QueueState, admission_order, admit
-from kubetask.operator.controller import KeyedLocks
+from kubetask.operator.config import OperatorSettings
+from kubetask.operator.controller import Controller, KeyedLocks
 
 
 def c(name: str, priority: int = 0, created: str = "2026-11-24T10:00:00Z", gpu: int = 0) -> Candidate:
@@ -54,3 +56,14 @@ async def test_keyed_locks_exclude_per_key_and_forget_released_keys() -> None:
     await asyncio.gather(*(work(f"task-{i % 5}") for i in range(50)))
     assert len(overlaps) == 50 and not any(overlaps)  # never two holders of one key at once
     assert len(locks) == 0  # nothing kept once every holder left
+
+
+def test_a_remembered_status_write_is_forgotten_once_the_watch_catches_up() -> None:
+    controller = Controller(cast(Any, None), OperatorSettings())
+    controller._remember("uid-1", {"metadata": {"resourceVersion": "120"}, "status": {"phase": "Queued"}})  # noqa: SLF001
+    older = {"metadata": {"uid": "uid-1", "resourceVersion": "100"}, "status": {"phase": "Pending"}}
+    assert controller._freshest_status(older) == {"phase": "Queued"}  # noqa: SLF001  (stale read guarded)
+    controller.observed("uid-1", "110")  # an event from before our write: still needed
+    assert controller._freshest_status(older) == {"phase": "Queued"}  # noqa: SLF001
+    controller.observed("uid-1", "120")  # the watch has our write now
+    assert controller._freshest_status(older) == {"phase": "Pending"}  # noqa: SLF001  (nothing held for it)

@@ -159,6 +159,19 @@ class Controller:
         while len(self._written) > MAX_REMEMBERED:
             self._written.popitem(last=False)
 
+    def observed(self, uid: str, resource_version: str | None) -> None:
+        """The watch delivered this Task at `resource_version`: a remembered write it has caught up
+        with is no longer needed (the watch is ordered, so no older body of it follows). Keeps the
+        memory to writes in flight instead of a full status per Task ever written."""
+        written = self._written.get(uid)
+        if written is None:
+            return
+        try:
+            if int(resource_version or 0) >= written[0]:
+                del self._written[uid]
+        except ValueError:
+            pass
+
     def _remember_valid(self, uid: str, generation: int | None) -> None:
         self._validated[uid] = generation
         self._validated.move_to_end(uid)

@@ -231,6 +231,7 @@ async def _guarded(kind: str, coroutine: Any) -> None:
 @kopf.on.event(*TASKS, registry=registry)
 async def task_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
     views = views_from(kwargs)
+    controller().observed(body["metadata"].get("uid", ""), body["metadata"].get("resourceVersion"))
     if event.get("type") == "DELETED" or _settled(body, views):
         return
     await _guarded("task", controller().reconcile(plain(body), views, full=True))
