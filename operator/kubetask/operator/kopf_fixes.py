@@ -15,37 +15,35 @@ cheap: the toggles in the set are the objects still being indexed, so `all()` st
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from kopf._cogs.aiokits import aiotoggles
 
 _Toggle, _ToggleSet = aiotoggles.Toggle, aiotoggles.ToggleSet
 
 
-async def _make_toggle(self: aiotoggles.ToggleSet, __val: bool = False, *, name: str | None = None) -> aiotoggles.Toggle:
-    toggle = _Toggle(__val, name=name, condition=self._condition)
+async def _changing(self: aiotoggles.ToggleSet, change: Callable[[set[aiotoggles.Toggle]], None]) -> None:
+    """Apply `change` to the member set; wake the waiters only if the overall state changed."""
     async with self._condition:
         before = self.is_on()
-        self._toggles.add(toggle)
+        change(self._toggles)
         if self.is_on() != before:
             self._condition.notify_all()
+
+
+async def _make_toggle(self: aiotoggles.ToggleSet, __val: bool = False, *, name: str | None = None) -> aiotoggles.Toggle:
+    toggle = _Toggle(__val, name=name, condition=self._condition)
+    await _changing(self, lambda toggles: toggles.add(toggle))
     return toggle
 
 
 async def _drop_toggle(self: aiotoggles.ToggleSet, toggle: aiotoggles.Toggle) -> None:
-    async with self._condition:
-        before = self.is_on()
-        self._toggles.discard(toggle)
-        if self.is_on() != before:
-            self._condition.notify_all()
+    await _changing(self, lambda toggles: toggles.discard(toggle))
 
 
 async def _drop_toggles(self: aiotoggles.ToggleSet, toggles: Iterable[aiotoggles.Toggle]) -> None:
-    async with self._condition:
-        before = self.is_on()
-        self._toggles.difference_update(toggles)
-        if self.is_on() != before:
-            self._condition.notify_all()
+    dropped = list(toggles)
+    await _changing(self, lambda members: members.difference_update(dropped))
 
 
 def apply() -> bool:
