@@ -161,11 +161,26 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.chunk_size = 500  # page the initial LIST: bounded memory spikes with 10k Tasks
     settings.posting.level = logging.INFO  # only our explicit kopf.event() calls post Events
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubetask.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="kubetask.io")
+    settings.persistence.diffbase_storage = UnusedDiffBase()
     settings.networking.error_backoffs = [1, 2, 5, 10]
     settings.batching.error_delays = [1, 2, 5, 10, 30]
     State.controller = Controller(Kube(Connection.load()), State.settings)
     State.background.append(asyncio.create_task(_publish_queue_status()))
+
+
+class UnusedDiffBase(kopf.DiffBaseStorage):
+    """Kopf builds a diff-base (a deep copy of the body, then another) for every event, but only
+    change-detecting handlers, daemons and timers read it, and kubetask registers none (a unit test
+    keeps it so). Building it was 11 % of the operator's samples at a steady 20 Tasks/s."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 @kopf.on.login(registry=registry)
