@@ -222,10 +222,9 @@ class LocalCluster:
                 continue
             try:
                 argv0 = (proc / "cmdline").read_bytes().split(b"\0", 1)[0].decode()
-                state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
             except OSError:
                 continue
-            if argv0.startswith(prefix) and state != "Z":
+            if argv0.startswith(prefix) and _alive(int(proc.name)):
                 found.append(int(proc.name))
         return found
 
@@ -297,6 +296,7 @@ class LocalCluster:
 
 
 def _alive(pid: int) -> bool:
+    """Running, not a zombie (an exited child nobody has reaped yet still has a /proc entry)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from kubetask.api.cache import ResourceCache, StreamOverflow
+from kubetask.api.cache import Event, ResourceCache, StreamOverflow, Subscription
 from kubetask.api.errors import error_info
 from kubetask.api.metrics import GatewayMetrics
 from kubetask.api.schemas import finished, task_view
@@ -55,6 +55,18 @@ def _version(task: dict[str, Any]) -> str | None:
     return str(version) if version else None
 
 
+async def _changes(subscription: Subscription, deadline: float, keepalive: float) -> AsyncIterator[Event | bytes]:
+    """The subscription's (kind, task) changes until `deadline`, a keep-alive comment in each quiet
+    gap, and an `error` event to end with if the stream fell behind."""
+    while time.monotonic() < deadline:
+        try:
+            event = await subscription.next(min(keepalive, max(0.1, deadline - time.monotonic())))
+        except StreamOverflow:
+            yield sse(error_info(503, "the stream fell behind; reconnect to continue"), "error")
+            return
+        yield KEEPALIVE if event is None else event
+
+
 async def task_events(cache: ResourceCache, namespace: str, name: str, first: dict[str, Any], *,
                       keepalive: float, max_seconds: float, metrics: GatewayMetrics | None = None) -> AsyncIterator[bytes]:
     """Events of one Task: its current state, then each change; the stream ends once the current run is finished."""
@@ -69,16 +81,11 @@ async def task_events(cache: ResourceCache, namespace: str, name: str, first: di
             last = _signature(view)
             if finished(current):
                 return
-            while time.monotonic() < deadline:
-                try:
-                    event = await subscription.next(min(keepalive, max(0.1, deadline - time.monotonic())))
-                except StreamOverflow:
-                    yield sse(error_info(503, "the stream fell behind; reconnect to continue"), "error")
-                    return
-                if event is None:
-                    yield KEEPALIVE
+            async for change in _changes(subscription, deadline, keepalive):
+                if isinstance(change, bytes):
+                    yield change
                     continue
-                kind, task = event
+                kind, task = change
                 view = task_view(task)
                 if kind == "DELETED":
                     yield sse(view, "deleted", _version(task))
@@ -111,16 +118,11 @@ async def list_events(cache: ResourceCache, namespace: str, matches: Callable[[d
                     view = task_view(task)
                     shown[view["name"]] = _signature(view)
                     yield sse(view, "added", _version(task), retry_ms=2000)
-            while time.monotonic() < deadline:
-                try:
-                    event = await subscription.next(min(keepalive, max(0.1, deadline - time.monotonic())))
-                except StreamOverflow:
-                    yield sse(error_info(503, "the stream fell behind; reconnect to continue"), "error")
-                    return
-                if event is None:
-                    yield KEEPALIVE
+            async for change in _changes(subscription, deadline, keepalive):
+                if isinstance(change, bytes):
+                    yield change
                     continue
-                kind, task = event
+                kind, task = change
                 view = task_view(task)
                 name = view["name"]
                 if kind != "DELETED" and matches(task):
