@@ -72,7 +72,11 @@ class OperatorProcess:
                "KUBETASK_POD_ANNOTATION_PREFIXES": '["sim.kubetask.io/"]',
                "KUBETASK_METRICS_PORT": str(self.metrics_port), "KUBETASK_HEALTH_PORT": str(self.health_port),
                "KUBETASK_METRICS_HOST": "127.0.0.1",
-               "KUBETASK_LOG_FORMAT": "text", "KUBETASK_QUEUE_STATUS_INTERVAL": "0.5", **self.extra_env}
+               "KUBETASK_LOG_FORMAT": "text", "KUBETASK_QUEUE_STATUS_INTERVAL": "0.5",
+               # Shorter than production so tests of refusals and failover finish in seconds; the
+               # mechanisms are the same (production: retries up to 300 s apart, 15 s leases).
+               "KUBETASK_RETRY_MAX_DELAY": "3", "KUBETASK_LEADER_LEASE_SECONDS": "4",
+               "KUBETASK_LEADER_RENEW_DEADLINE_SECONDS": "3", "KUBETASK_LEADER_RETRY_SECONDS": "0.5", **self.extra_env}
         log = open(self.log_dir / f"operator-{self.starts}.log", "w")
         self.process = subprocess.Popen([sys.executable, "-m", "kubetask.operator.main"], env=env, stdout=log, stderr=subprocess.STDOUT)
         wait_for(lambda: httpx.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1).status_code == 200,

@@ -13,10 +13,10 @@ import json
 import os
 import ssl
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import yaml
@@ -158,6 +158,12 @@ class Kube:
     connection's socket, so the limit is small. Watches hold their own connection outside it.
     """
 
+    # Called before every write when set, in every instance of the process: the operator's leader
+    # election (kubetask.operator.leader) sets it so that a process whose Lease may have lapsed
+    # (a renewal overdue, say after the process was paused) exits instead of writing. Reads are
+    # never fenced.
+    write_fence: ClassVar[Callable[[], None] | None] = None
+
     def __init__(self, connection: Connection, timeout: float = 30.0, max_in_flight: int = 8) -> None:
         self.connection = connection
         self._in_flight = asyncio.Semaphore(max_in_flight)
@@ -180,6 +186,9 @@ class Kube:
             headers["Content-Type"] = content_type
             content = json.dumps(body)
         async with self._in_flight:
+            fence = Kube.write_fence
+            if fence is not None and method != "GET":
+                fence()  # last thing before the request leaves: after any wait for the semaphore
             response = await self._client.request(method, path, content=content, params=params, headers=headers)
         if response.status_code >= 400:
             raise ApiError.from_response(response)

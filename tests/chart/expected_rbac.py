@@ -38,6 +38,13 @@ OPERATOR_CLUSTER = _expand([
     ("", "namespaces", READ),
 ])
 
+# Leader election (operator.leaderElection.enabled, the default): the leader Lease, in the release
+# namespace only, whatever the operator watches. Read it, create it once, renew, take over and
+# release it by update (PUT with its resourceVersion); no patch, list or watch is used.
+OPERATOR_LEADER_ELECTION = _expand([
+    ("coordination.k8s.io", "leases", ["get", "create", "update"]),
+])
+
 # The gateway: submit (create), cancel/rerun (patch the spec), read and watch Tasks; read the
 # registry; pods and logs of a Task. Authentication and authorization of its callers.
 GATEWAY_NAMESPACED = _expand([

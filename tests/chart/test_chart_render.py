@@ -45,15 +45,15 @@ def test_default_render(render: Render) -> None:
     docs = render()
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted(["CustomResourceDefinition"] * 3 + ["ServiceAccount"] * 2 + ["ClusterRole"] * 2 + ["ClusterRoleBinding"] * 2
-                           + ["Deployment"] * 2 + ["Service", "TaskQueue"])
+                           + ["Deployment"] * 2 + ["Service", "TaskQueue", "Role", "RoleBinding"])
     for doc in docs:
         labels = doc["metadata"]["labels"]
         assert labels["app.kubernetes.io/managed-by"] == "Helm" and labels["app.kubernetes.io/part-of"] == "kubetask"
         assert len(doc["metadata"]["name"]) <= 63
 
     operator = one(docs, "Deployment", "kubetask-operator")
-    assert operator["spec"]["replicas"] == 1
-    assert operator["spec"]["strategy"] == {"type": "Recreate"}
+    assert operator["spec"]["replicas"] == 2  # one leader, one standby (leader election)
+    assert operator["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     pod = operator["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "kubetask-operator"
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -67,6 +67,10 @@ def test_default_render(render: Render) -> None:
     env = env_of(container)
     assert "KUBETASK_NAMESPACES" not in env, "an empty watchNamespaces means the whole cluster"
     assert env["KUBETASK_METRICS_PORT"] == "8080" and env["KUBETASK_HEALTH_PORT"] == "8081" and env["KUBETASK_DEFAULT_QUEUE"] == "default"
+    assert env["KUBETASK_LEADER_ELECTION"] == "true" and env["KUBETASK_LEADER_LEASE_NAME"] == "kubetask-operator"
+    assert (env["KUBETASK_LEADER_LEASE_SECONDS"], env["KUBETASK_LEADER_RENEW_DEADLINE_SECONDS"], env["KUBETASK_LEADER_RETRY_SECONDS"]) == ("15", "10", "2")
+    [lease_ns] = [e for e in container["env"] if e["name"] == "KUBETASK_LEADER_LEASE_NAMESPACE"]
+    assert lease_ns["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
     gateway = one(docs, "Deployment", "kubetask-gateway")
     gpod = gateway["spec"]["template"]["spec"]
@@ -85,9 +89,19 @@ def test_default_render(render: Render) -> None:
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
+def leader_role_is_in_the_release_namespace(docs: list[dict[str, Any]]) -> None:
+    role = one(docs, "Role", "kubetask-operator-leader", "kubetask")
+    assert rbac.rules_of([role]) == rbac.OPERATOR_LEADER_ELECTION
+    binding = one(docs, "RoleBinding", "kubetask-operator-leader", "kubetask")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "kubetask-operator-leader"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kubetask-operator", "namespace": "kubetask"}]
+
+
 def test_cluster_wide_rbac_is_exactly_what_is_used(render: Render) -> None:
     docs = render()
-    assert not find(docs, "Role") and not find(docs, "RoleBinding")
+    # The only Role: the leader Lease's, in the release namespace.
+    assert [r["metadata"]["name"] for r in find(docs, "Role") + find(docs, "RoleBinding")] == ["kubetask-operator-leader"] * 2
+    leader_role_is_in_the_release_namespace(docs)
     assert rbac.rules_of([one(docs, "ClusterRole", "kubetask-operator")]) == rbac.OPERATOR_NAMESPACED | rbac.OPERATOR_CLUSTER
     assert rbac.rules_of([one(docs, "ClusterRole", "kubetask-gateway")]) == rbac.GATEWAY_NAMESPACED | rbac.GATEWAY_CLUSTER
     for who in ("operator", "gateway"):
@@ -132,11 +146,32 @@ def test_watch_namespaces(render: Render) -> None:
         assert queue["spec"] == {"maxRunning": 4, "maxGpus": 2, "paused": False}
         assert sorted(t["metadata"]["name"] for t in find(docs, "TaskType", namespace=ns)) == [
             "cpu-burn", "echo", "flaky", "gpu-matmul", "progress"]
-    assert {d["metadata"].get("namespace") for d in find(docs, "Role") + find(docs, "RoleBinding")} == set(watched)
+    assert {d["metadata"].get("namespace") for d in find(docs, "Role") + find(docs, "RoleBinding")} == {*watched, "kubetask"}
+    leader_role_is_in_the_release_namespace(docs)  # the Lease lives with the operator, watched or not
     operator = env_of(one(docs, "Deployment", "kubetask-operator")["spec"]["template"]["spec"]["containers"][0])
     assert json.loads(operator["KUBETASK_NAMESPACES"]) == watched
     gateway = env_of(one(docs, "Deployment", "kubetask-gateway")["spec"]["template"]["spec"]["containers"][0])
     assert json.loads(gateway["KUBETASK_GATEWAY_NAMESPACES"]) == watched
+
+
+def test_leader_election_off_is_one_replica_recreated(render: Render, helm: Helm) -> None:
+    docs = render(sets={"operator": {"leaderElection": {"enabled": False}, "replicas": 1}})
+    operator = one(docs, "Deployment", "kubetask-operator")
+    assert operator["spec"]["replicas"] == 1 and operator["spec"]["strategy"] == {"type": "Recreate"}
+    env = env_of(operator["spec"]["template"]["spec"]["containers"][0])
+    assert env["KUBETASK_LEADER_ELECTION"] == "false" and "KUBETASK_LEADER_LEASE_NAME" not in env
+    assert not find(docs, "Role") and not find(docs, "RoleBinding")
+    refused = helm("template", "kubetask", str(CHART), "--set", "operator.leaderElection.enabled=false", check=False)
+    assert refused.returncode != 0 and "operator.replicas > 1 needs operator.leaderElection.enabled" in refused.stderr
+    refused = helm("template", "kubetask", str(CHART), "--set", "operator.leaderElection.renewDeadlineSeconds=15", check=False)
+    assert refused.returncode != 0 and "retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds" in refused.stderr
+
+
+def test_lease_name_follows_the_release(render: Render) -> None:
+    """Two releases in one namespace (different watchNamespaces) must not share a Lease."""
+    docs = render(release="team-b", sets={"crds": {"enabled": False}})
+    env = env_of(one(docs, "Deployment", "team-b-kubetask-operator")["spec"]["template"]["spec"]["containers"][0])
+    assert env["KUBETASK_LEADER_LEASE_NAME"] == "team-b-kubetask-operator"
 
 
 def test_crds_disabled_and_gateway_off(render: Render) -> None:

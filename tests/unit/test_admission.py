@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
 
 from kubetask.operator.admission import Candidate, QueueState, admission_order, admit
-from kubetask.operator.config import OperatorSettings
-from kubetask.operator.controller import Controller, KeyedLocks
+from kubetask.operator.controller import KeyedLocks
+from kubetask.operator.memory import Memory, Reservation
 
 
 def c(name: str, priority: int = 0, created: str = "2026-11-24T10:00:00Z", gpu: int = 0) -> Candidate:
@@ -59,11 +58,25 @@ async def test_keyed_locks_exclude_per_key_and_forget_released_keys() -> None:
 
 
 def test_a_remembered_status_write_is_forgotten_once_the_watch_catches_up() -> None:
-    controller = Controller(cast(Any, None), OperatorSettings())
-    controller._remember("uid-1", {"metadata": {"resourceVersion": "120"}, "status": {"phase": "Queued"}})  # noqa: SLF001
+    memory = Memory()
+    memory.remember_write("uid-1", {"metadata": {"resourceVersion": "120"}, "status": {"phase": "Queued"}})
     older = {"metadata": {"uid": "uid-1", "resourceVersion": "100"}, "status": {"phase": "Pending"}}
-    assert controller._freshest_status(older) == {"phase": "Queued"}  # noqa: SLF001  (stale read guarded)
-    controller.observed("uid-1", "110")  # an event from before our write: still needed
-    assert controller._freshest_status(older) == {"phase": "Queued"}  # noqa: SLF001
-    controller.observed("uid-1", "120")  # the watch has our write now
-    assert controller._freshest_status(older) == {"phase": "Pending"}  # noqa: SLF001  (nothing held for it)
+    assert memory.freshest_status(older) == {"phase": "Queued"}  # stale read guarded
+    assert memory.freshest(older)["metadata"]["resourceVersion"] == "120"
+    memory.observed("uid-1", "110")  # an event from before our write: still needed
+    assert memory.freshest_status(older) == {"phase": "Queued"}
+    memory.observed("uid-1", "120")  # the watch has our write now
+    assert memory.freshest_status(older) == {"phase": "Pending"}  # nothing held for it
+    assert memory.sizes()["written"] == 0
+
+
+def test_every_reservation_of_a_deleted_task_is_released() -> None:
+    memory = Memory()
+    memory.reserve("uid-1", 0, Reservation("ns", "q", 1))
+    memory.reserve("uid-1", 1, Reservation("ns", "q", 0))
+    memory.reserve("uid-2", 0, Reservation("ns", "q", 0))
+    assert len(memory.reserved_in("ns", "q")) == 3
+    memory.forget_task("uid-1")
+    assert [key for key, _ in memory.reserved_in("ns", "q")] == [("uid-2", 0)]
+    memory.release("uid-2", 0)
+    assert memory.reserved_in("ns", "q") == [] and memory.sizes()["reservations"] == 0

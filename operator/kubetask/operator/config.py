@@ -21,5 +21,24 @@ class OperatorSettings(BaseSettings):
     )
     termination_grace_seconds: int = Field(30, description="terminationGracePeriodSeconds of handler pods: SIGTERM, then SIGKILL after this.")
     queue_status_interval: float = Field(2.0, description="Seconds between TaskQueue status updates (counts are batched to save writes).")
+    resync_seconds: float = Field(
+        180.0, description="Seconds between resyncs: every unfinished Task and every queue with waiting Tasks is reconciled "
+        "again, whatever the events said (the safety net under the retried work queue).")
+    retry_base_delay: float = Field(0.05, description="First retry delay in seconds of a failed reconcile; it doubles per failure of the same key.")
+    retry_max_delay: float = Field(300.0, description="The most a failed reconcile waits before its next try, in seconds.")
+    workers: int = Field(16, description="Reconciles that run at once (each on a different Task or queue).")
     log_format: str = Field("json", description="json (structured, one object per line) or text.")
     log_level: str = Field("INFO", description="Log level.")
+    leader_election: bool = Field(
+        True, description="Active/standby: act only while holding the leader Lease (coordination.k8s.io/v1); "
+        "off runs every process as the leader, as before.")
+    leader_lease_name: str = Field("kubetask-operator", description="Name of the leader Lease (one per operator deployment).")
+    leader_lease_namespace: str | None = Field(
+        None, description="Namespace of the leader Lease; unset means the pod's own namespace (the service account's "
+        "namespace file), else default.")
+    leader_lease_seconds: int = Field(
+        15, ge=1, description="leaseDurationSeconds: how long after its last renewal a silent leader's Lease may be taken over.")
+    leader_renew_deadline_seconds: float = Field(
+        10.0, gt=0, description="The leader exits when no renewal has succeeded for this long (less than the lease duration).")
+    leader_retry_seconds: float = Field(
+        2.0, gt=0, description="Seconds between renewals by the leader, and between tries by a standby.")

@@ -1,39 +1,58 @@
-"""The operator's decisions with their side effects: reconcile one Task, admit one queue.
+"""The operator's effects: reconcile one Task, admit one queue. The rules are in decide.py.
 
-Everything here is level-triggered: it reads the Task and what the in-memory indexes say about its
-Job, pods, TaskType and queue, computes the desired state with the pure functions (resolve,
-build_job, observe_run, task_status, admit) and writes only the difference. Any event may call
-any of it any number of times; a restart rebuilds the indexes before the first call.
+Work arrives as keys (TaskKey, QueueKey) from the work queue (workqueue.py); a worker runs one
+key at a time, so each queue's admission is serialized by the queue itself. Everything here is
+level-triggered: it reads the Task and what Kopf's indexes say about its Job, pods, TaskType and
+queue, asks `decide` what to do, and writes only the difference. Any key may run any number of
+times; a failure raises, and the work queue retries that key with backoff. What this process
+remembers between runs is in memory.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
-from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, cast
 
+import httpx
 import kopf
 
 from kubetask.kube import ApiError, Kube, core_path, tasks_path
 from kubetask.operator import metrics
 from kubetask.operator.admission import Candidate, QueueState, admit
 from kubetask.operator.config import OperatorSettings
+from kubetask.operator.decide import (TERMINAL, Decision, Need, Refusal, TaskFacts, accepted_before, base_status,
+                                      classify_refusal, current_run, decide, desired_status, invalid_verdict,
+                                      moves_backwards, needs_write, refused_verdict, settled)
 from kubetask.operator.jobs import build_job
-from kubetask.operator.resolve import describe, effective_queue, resolve
-from kubetask.operator.status import JobSummary, PodSummary, Verdict, observe_run, status_changed, task_status
+from kubetask.operator.memory import Memory, Reservation
+from kubetask.operator.resolve import effective_queue, resolve
+from kubetask.operator.status import JobSummary, PodSummary, Verdict
 from kubetask.resources.models import Phase
 
 log = logging.getLogger("kubetask.operator")
-TERMINAL = {p.value for p in Phase if p.terminal}
 NOT_WAITING = TERMINAL | {Phase.RUNNING.value}
-MAX_HISTORY = 32
-MAX_REMEMBERED = 20_000
 PARAMETERS_OMITTED = "_parametersOmitted"  # set on index bodies whose (large) parameters were left out
+CONFLICT_RETRIES = 3  # re-decisions on fresh data after a 409, before the work queue's backoff takes over
+
+
+@dataclass(frozen=True)
+class TaskKey:
+    uid: str
+
+
+@dataclass(frozen=True)
+class QueueKey:
+    namespace: str
+    name: str
+
+
+Key = TaskKey | QueueKey
 
 
 @dataclass(frozen=True)
@@ -49,13 +68,30 @@ class QueueSpec:
 class Views:
     """Read access to Kopf's indexes (populated before any handler runs)."""
 
-    tasks: Callable[[str], Iterable[dict[str, Any]]]  # namespace → unfinished Task bodies (no parameters)
+    tasks: Callable[[str], Iterable[dict[str, Any]]]  # namespace → unfinished Task bodies (no large parameters)
     task_by_uid: Callable[[str], dict[str, Any] | None]  # uid → the same body
+    all_task_uids: Callable[[], Iterable[str]]  # every unfinished Task (for the resync)
     jobs_of_task: Callable[[str], Iterable[JobSummary]]  # task uid → its Jobs
     running_jobs: Callable[[str, str], Iterable[JobSummary]]  # (namespace, queue) → unfinished Jobs
     pods_of_task: Callable[[str], Iterable[PodSummary]]  # task uid → its pods
     tasktype: Callable[[str, str], dict[str, Any] | None]  # (namespace, name) → TaskType spec
     queue: Callable[[str, str], QueueSpec | None]  # (namespace, name) → TaskQueue
+    all_queues: Callable[[], Iterable[tuple[str, str]]]  # every TaskQueue (namespace, name)
+
+
+class JobCreatesRefused(Exception):
+    """Some Job creates of an admission round were refused; the queue is retried with backoff."""
+
+    def __init__(self, refusals: list[Refusal]) -> None:
+        super().__init__("; ".join(sorted({f"{r.kind}: {r.message[:200]}" for r in refusals})))
+        self.retry_after = max((r.retry_after for r in refusals), default=0.0)
+
+
+class Start(enum.Enum):
+    STARTED = "started"
+    REFUSED = "refused"  # retryable refusal: the Task says JobCreateRefused, the queue retries
+    FAILED = "failed"  # invalid at admission: the Task is Failed, its slot goes to the next one
+    SKIPPED = "skipped"  # cancelled, deleted or finished meanwhile
 
 
 def now() -> datetime:
@@ -88,208 +124,140 @@ class KeyedLocks:
 
 
 class Controller:
-    def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
+    def __init__(self, kube: Kube, settings: OperatorSettings, enqueue: Callable[[Key], None] = lambda key: None) -> None:
         self.kube = kube
         self.settings = settings
+        self.enqueue = enqueue
+        self.memory = Memory()
+        # A Task's status is written by its own key's worker and by its queue's (Queued, Started,
+        # refused): the per-Task lock keeps those two from interleaving.
         self._task_locks = KeyedLocks()
-        self._queue_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
-        # Jobs created by this process that the Job index has not shown yet: (task uid, run) → queue, gpu.
-        self.in_flight: dict[tuple[str, int], tuple[str, str, int]] = {}
-        # The status this process last wrote per Task, with the resourceVersion the write produced.
-        # An event or index entry older than our own write must not undo it (stale-read guard).
-        self._written: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
-        # Tasks (uid → generation) this process validated: no re-fetch to validate them again
-        # when a Job or pod event arrives before the first status write.
-        self._validated: OrderedDict[str, int | None] = OrderedDict()
+
+    async def process(self, key: Key, views: Views) -> None:
+        if isinstance(key, TaskKey):
+            await self.reconcile_task(key.uid, views)
+        else:
+            await self.admit_queue(key.namespace, key.name, views)
 
     # ---------------------------------------------------------------------------------------
     # One Task
     # ---------------------------------------------------------------------------------------
+    async def reconcile_task(self, uid: str, views: Views) -> None:
+        body = self.memory.take_body(uid)
+        full = body is not None
+        task = body if body is not None else views.task_by_uid(uid)
+        if task is None:
+            return  # finished (no longer indexed) or deleted
+        try:
+            await self.reconcile(task, views, full=full)
+        except BaseException:
+            if body is not None:
+                self.memory.restore_body(body)  # the retry needs the parameters too
+            raise
+
     async def reconcile(self, task: dict[str, Any], views: Views, *, full: bool) -> None:
         """Bring one Task's Job and status in line with what is observed. `full` says whether the
-        body carries spec.parameters (Task events do; bodies from the index do not)."""
-        uid = task["metadata"]["uid"]
+        body carries spec.parameters (Task events do; index bodies may not)."""
+        meta = task["metadata"]
+        uid, namespace, name = meta["uid"], meta["namespace"], meta["name"]
         async with self._task_locks.hold(uid):
-            for attempt in range(3):
+            for attempt in range(CONFLICT_RETRIES):
                 try:
                     queue_to_admit = await self._reconcile_locked(task, views, full=full)
                     break
                 except ApiError as error:
-                    if error.status != 409 or attempt == 2:
+                    if error.status != 409 or attempt == CONFLICT_RETRIES - 1:
                         raise
                     # Our view was stale (another writer, another operator): decide again on fresh data.
-                    task = await self.kube.get(tasks_path(task["metadata"]["namespace"], task["metadata"]["name"]))
-                    full = True
-                    if task["metadata"]["uid"] != uid:
+                    fetched = await self._get_task(namespace, name, uid)
+                    if fetched is None:
                         return
+                    task, full = fetched, True
         if queue_to_admit:
-            await self.admit_queue(task["metadata"]["namespace"], queue_to_admit, views, extra=task if full else None)
+            self.enqueue(QueueKey(namespace, queue_to_admit))
 
-    def _freshest(self, task: dict[str, Any]) -> dict[str, Any]:
-        """The body with our own latest status write if the body predates it."""
-        written = self._written.get(task["metadata"]["uid"])
-        if written is None:
-            return task
-        version, status = written
+    async def _get_task(self, namespace: str, name: str, uid: str) -> dict[str, Any] | None:
         try:
-            seen = int(task["metadata"].get("resourceVersion") or 0)
-        except ValueError:
-            return task
-        if seen >= version:
-            return task
-        return {**task, "metadata": {**task["metadata"], "resourceVersion": str(version)}, "status": status}
+            fetched = await self.kube.get(tasks_path(namespace, name))
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        return fetched if fetched["metadata"]["uid"] == uid else None
 
-    def _freshest_status(self, task: dict[str, Any]) -> dict[str, Any]:
-        written = self._written.get(task["metadata"]["uid"])
-        if written is not None:
-            try:
-                if int(task["metadata"].get("resourceVersion") or 0) < written[0]:
-                    return written[1]
-            except ValueError:
-                pass
-        return task.get("status") or {}
-
-    def _remember(self, uid: str, response: dict[str, Any]) -> None:
-        try:
-            version = int(response["metadata"]["resourceVersion"])
-        except (KeyError, ValueError):
-            return
-        self._written[uid] = (version, response.get("status") or {})
-        self._written.move_to_end(uid)
-        while len(self._written) > MAX_REMEMBERED:
-            self._written.popitem(last=False)
-
-    def observed(self, uid: str, resource_version: str | None) -> None:
-        """The watch delivered this Task at `resource_version`: a remembered write it has caught up
-        with is no longer needed (the watch is ordered, so no older body of it follows). Keeps the
-        memory to writes in flight instead of a full status per Task ever written."""
-        written = self._written.get(uid)
-        if written is None:
-            return
-        try:
-            if int(resource_version or 0) >= written[0]:
-                del self._written[uid]
-        except ValueError:
-            pass
-
-    def _remember_valid(self, uid: str, generation: int | None) -> None:
-        self._validated[uid] = generation
-        self._validated.move_to_end(uid)
-        while len(self._validated) > MAX_REMEMBERED:
-            self._validated.popitem(last=False)
+    def _facts(self, task: dict[str, Any], views: Views, *, full: bool, job_gone: bool = False) -> tuple[TaskFacts, str]:
+        meta, spec = task["metadata"], task["spec"]
+        uid, namespace, generation = meta["uid"], meta["namespace"], meta.get("generation")
+        status = task.get("status") or {}
+        run = current_run(spec)
+        job = next((j for j in views.jobs_of_task(uid) if j.run == run), None)
+        pods = tuple(p for p in views.pods_of_task(uid) if job is not None and p.job_name == job.name)
+        tasktype = views.tasktype(namespace, spec["type"])
+        queue = effective_queue(spec, tasktype, self.settings.default_queue)
+        validated = self.memory.is_validated(uid, generation) or (
+            status.get("run", 0) == run and accepted_before(status, generation))
+        problems = None
+        if not validated and tasktype is not None and full and not task.get(PARAMETERS_OMITTED):
+            _, found = resolve(spec, tasktype, self.settings.default_queue)
+            problems = tuple(found)
+        facts = TaskFacts(spec=spec, status=status, generation=generation, tasktype=tasktype, job=job, pods=pods,
+                          validated=validated, problems=problems, reserved=self.memory.is_reserved(uid, run),
+                          job_gone=job_gone)
+        return facts, queue
 
     async def _reconcile_locked(self, task: dict[str, Any], views: Views, *, full: bool) -> str | None:
-        task = self._freshest(task)
-        meta, spec = task["metadata"], task["spec"]
-        status = task.get("status") or {}
+        task = self.memory.freshest(task)
+        meta = task["metadata"]
         uid, namespace, name = meta["uid"], meta["namespace"], meta["name"]
-        run = int(spec.get("rerun", 0))
-        jobs = [j for j in views.jobs_of_task(uid) if j.run == run]
-        job = jobs[0] if jobs else None
-
-        if status.get("run", 0) == run and status.get("phase") in TERMINAL:
-            # Terminal is sticky for a run: a finished Task never runs again unless spec.rerun rises.
-            if status["phase"] == Phase.CANCELLED.value and job is not None and job.running:
-                await self._delete_job(job)
-            return None
-
-        previous = status if status.get("run", 0) == run else self._archive_run(status)
-        tasktype = views.tasktype(namespace, spec["type"])
-        generation = meta.get("generation")
-
-        if tasktype is None:
-            queue = spec.get("queue")
-            verdict = Verdict(Phase.CANCELLED, "Cancelled", "cancelled before its TaskType existed") if spec.get("cancel") else \
-                Verdict(Phase.PENDING, "UnknownTaskType",
-                        f"TaskType {spec['type']!r} does not exist in namespace {namespace}; the Task waits until it is created")
-            await self._write_status(task, previous, verdict, queue, run, generation)
-            return None
-
-        queue = effective_queue(spec, tasktype, self.settings.default_queue)
-        if not full and not self._accepted(uid, previous, generation):
-            try:  # validation needs the parameters, which the index does not hold: start over, fresh
-                fresh = await self.kube.get(tasks_path(namespace, name))
-            except ApiError as error:
-                if error.status == 404:
-                    return None
-                raise
-            if fresh["metadata"]["uid"] != uid:
+        facts, queue = self._facts(task, views, full=full)
+        decision = decide(facts, queue)
+        if decision.need is Need.PARAMETERS:  # validation needs the parameters, which the index does not hold
+            fetched = await self._get_task(namespace, name, uid)
+            if fetched is None:
                 return None
-            return await self._reconcile_locked(fresh, views, full=True)
-        if full and not self._accepted(uid, previous, generation):
-            effective, problems = resolve(spec, tasktype, self.settings.default_queue)
-            if problems:
-                verdict = Verdict(Phase.FAILED, problems[0].reason, describe(problems),
-                                  failure={"reason": problems[0].reason, "message": describe(problems)})
-                await self._write_status(task, previous, verdict, queue, run, generation)
-                return None
-            self._remember_valid(uid, generation)
-
-        if spec.get("cancel"):
-            if job is not None and job.running:
-                await self._delete_job(job)
-            verdict = Verdict(Phase.CANCELLED, "Cancelled",
-                              "cancelled while running; the handler got SIGTERM" if job or previous.get("jobName") else "cancelled before it started",
-                              attempts=job.active + job.failed + job.succeeded if job else 0,
-                              job_name=job.name if job else previous.get("jobName"),
-                              start_time=job.start_time if job else previous.get("startTime"))
-            self.in_flight.pop((uid, run), None)
-            await self._write_status(task, previous, verdict, queue, run, generation)
-            return None
-
-        if job is not None:
-            self.in_flight.pop((uid, run), None)
-            pods = [p for p in views.pods_of_task(uid) if p.job_name == job.name]
-            await self._write_status(task, previous, observe_run(job, pods), queue, run, generation)
-            return queue if not job.running else None
-        if (uid, run) in self.in_flight:
-            return None  # created a moment ago; the Job's own event will bring its status
-        if previous.get("phase") == Phase.RUNNING.value and previous.get("jobName"):
+            task = self.memory.freshest(fetched)
+            facts, queue = self._facts(task, views, full=True)
+            decision = decide(facts, queue)
+        if decision.need is Need.JOB_CHECK:
             # Absence from a cache is not proof (another operator may have created it a moment
             # ago): ask the API server before declaring the Job gone.
+            job_name = facts.status["jobName"]
             try:
-                await self.kube.get(core_path("jobs", namespace, previous["jobName"], group="batch"))
+                await self.kube.get(core_path("jobs", namespace, job_name, group="batch"))
                 return None  # it exists; its event will reach the index shortly
             except ApiError as error:
                 if error.status != 404:
                     raise
-            verdict = Verdict(Phase.FAILED, "JobDeleted",
-                              f"Job {previous['jobName']} was deleted before it finished; raise spec.rerun to run again",
-                              job_name=previous["jobName"], attempts=previous.get("attempts", 0),
-                              failure={"reason": "JobDeleted", "message": "the Job was deleted before it finished"})
-            await self._write_status(task, previous, verdict, queue, run, generation)
-            return None
-        # Waiting for admission. The queue decides; this Task's own Queued status is written by
-        # admit_queue unless it is admitted at once (one write saved on an idle queue).
-        return queue
+            facts, queue = self._facts(task, views, full=full, job_gone=True)
+            decision = decide(facts, queue)
+        if facts.problems == () and not facts.validated:
+            self.memory.remember_valid(uid, meta.get("generation"))
+        await self._execute(task, decision)
+        return decision.admit
 
-    def _accepted(self, uid: str, status: dict[str, Any], generation: int | None) -> bool:
-        if uid in self._validated and self._validated[uid] == generation:
-            return True
-        accepted = next((c for c in status.get("conditions", []) if c["type"] == "Accepted"), None)
-        return bool(accepted and accepted["status"] == "True" and status.get("observedGeneration") == generation)
+    async def _execute(self, task: dict[str, Any], decision: Decision) -> None:
+        run = current_run(task["spec"])
+        uid = task["metadata"]["uid"]
+        if decision.delete_job:
+            await self._delete_job(task["metadata"]["namespace"], decision.delete_job)
+        if decision.release:
+            self.memory.release(uid, run)
+        if decision.verdict is not None:
+            await self._write_status(task, decision)
 
-    @staticmethod
-    def _archive_run(status: dict[str, Any]) -> dict[str, Any]:
-        """A new run (spec.rerun rose): the finished run goes to history, the rest starts fresh."""
-        history = list(status.get("history", []))
-        if status.get("phase"):
-            history.append({k: v for k, v in {
-                "run": status.get("run", 0), "jobName": status.get("jobName") or "", "phase": status["phase"],
-                "attempts": status.get("attempts", 0), "reason": (status.get("lastFailure") or {}).get("reason", ""),
-                "startTime": status.get("startTime"), "completionTime": status.get("completionTime"),
-            }.items() if v is not None})
-        return {"history": history[-MAX_HISTORY:], "progress": None}
-
-    async def _write_status(self, task: dict[str, Any], previous: dict[str, Any], verdict: Verdict, queue: str | None,
-                            run: int, generation: int | None) -> None:
-        desired = task_status(verdict, previous, generation=generation, queue=queue, run=run, now=now())
-        if "progress" in previous and previous["progress"] is None:
-            desired["progress"] = None  # a rerun clears the last run's progress
-        current = task.get("status") or {}
-        if not status_changed(current, desired):
-            return
+    async def _write_status(self, task: dict[str, Any], decision: Decision) -> None:
         meta = task["metadata"]
+        run = current_run(task["spec"])
+        desired = desired_status(decision, generation=meta.get("generation"), run=run, now=now())
+        current = task.get("status") or {}
+        if not needs_write(current, desired):
+            return
+        if moves_backwards(current, desired):
+            log.error("task %s/%s: refusing to move %s back to %s (%s)", meta["namespace"], meta["name"], current.get("phase"),
+                      desired["phase"], decision.verdict.reason if decision.verdict else "")
+            return
+        verdict = decision.verdict
+        assert verdict is not None
         log.debug("task %s/%s: status %s/%s (changed: %s)", meta["namespace"], meta["name"], verdict.phase.value, verdict.reason,
                   sorted(k for k, v in desired.items() if current.get(k) != v))
         try:
@@ -301,7 +269,7 @@ class Controller:
                 patch["metadata"] = {"resourceVersion": meta["resourceVersion"]}
             response = await self.kube.patch(tasks_path(meta["namespace"], meta["name"], subresource="status"), patch)
             metrics.API_WRITES.labels("patch", "tasks/status").inc()
-            self._remember(meta["uid"], response)
+            self.memory.remember_write(meta["uid"], response)
         except ApiError as error:
             if error.status == 404:
                 return  # the Task was deleted meanwhile; its children go with it
@@ -309,6 +277,10 @@ class Controller:
         self._after_transition(task, current, desired, verdict)
 
     def _after_transition(self, task: dict[str, Any], current: dict[str, Any], desired: dict[str, Any], verdict: Verdict) -> None:
+        if verdict.reason == "JobCreateRefused" and _ready_reason(current) != "JobCreateRefused":
+            # One Warning per refusal spell, not one per retry.
+            kopf.event(cast(kopf.Body, task), type="Warning", reason="JobCreateRefused", message=verdict.message[:1024])
+            metrics.API_WRITES.labels("create", "events").inc()
         old_phase, new_phase = current.get("phase"), desired["phase"]
         if old_phase == new_phase and current.get("run", 0) == desired["run"]:
             return
@@ -336,10 +308,9 @@ class Controller:
             if verdict.attempts > 1:
                 metrics.RETRIES.labels(*labels).inc(verdict.attempts - 1)
 
-    async def _delete_job(self, job: JobSummary) -> None:
+    async def _delete_job(self, namespace: str, name: str) -> None:
         try:
-            await self.kube.delete(core_path("jobs", job.namespace, job.name, group="batch"),
-                                   body={"propagationPolicy": "Background"})
+            await self.kube.delete(core_path("jobs", namespace, name, group="batch"), body={"propagationPolicy": "Background"})
             metrics.API_WRITES.labels("delete", "jobs").inc()
         except ApiError as error:
             if error.status != 404:
@@ -348,85 +319,93 @@ class Controller:
     # ---------------------------------------------------------------------------------------
     # One queue
     # ---------------------------------------------------------------------------------------
-    async def admit_queue(self, namespace: str, queue_name: str, views: Views, extra: dict[str, Any] | None = None) -> None:
-        """Start the Tasks the queue has room for, best first; mark the rest Queued with why."""
-        async with self._queue_locks[(namespace, queue_name)]:
-            waiting = self._waiting(namespace, queue_name, views, extra)
-            if not waiting:
-                return
-            queue = views.queue(namespace, queue_name)
-            admitted: list[Candidate] = []
-            if queue is None:
-                reason, message = "QueueNotFound", f"TaskQueue {queue_name!r} does not exist in namespace {namespace}; the Task waits until it is created"
+    async def admit_queue(self, namespace: str, queue_name: str, views: Views) -> None:
+        """Start the Tasks the queue has room for, best first; mark the rest Queued with why.
+        Runs for one queue at a time (the work queue never runs one key twice at once)."""
+        waiting = self._waiting(namespace, queue_name, views)
+        if not waiting:
+            return
+        queue = views.queue(namespace, queue_name)
+        admitted: list[Candidate] = []
+        if queue is None:
+            reason, message = "QueueNotFound", f"TaskQueue {queue_name!r} does not exist in namespace {namespace}; the Task waits until it is created"
+        else:
+            running = list(views.running_jobs(namespace, queue_name))
+            seen = {(j.task_uid, j.run) for j in running}
+            flying = [r for key, r in self.memory.reserved_in(namespace, queue_name) if key not in seen]
+            state = QueueState(max_running=queue.max_running, running=len(running) + len(flying), max_gpus=queue.max_gpus,
+                               running_gpus=sum(j.gpu for j in running) + sum(r.gpu for r in flying), paused=queue.paused)
+            admitted = admit([c for c, _ in waiting.values()], state)
+            if queue.paused:
+                reason, message = "QueuePaused", f"TaskQueue {queue_name!r} is paused"
             else:
-                running = list(views.running_jobs(namespace, queue_name))
-                seen = {(j.task_uid, j.run) for j in running}
-                flying = [v for k, v in self.in_flight.items() if v[0] == namespace and v[1] == queue_name and k not in seen]
-                state = QueueState(max_running=queue.max_running, running=len(running) + len(flying), max_gpus=queue.max_gpus,
-                                   running_gpus=sum(j.gpu for j in running) + sum(f[2] for f in flying), paused=queue.paused)
-                admitted = admit([c for c, _ in waiting.values()], state)
-                if queue.paused:
-                    reason, message = "QueuePaused", f"TaskQueue {queue_name!r} is paused"
-                else:
-                    reason, message = "WaitingForCapacity", f"TaskQueue {queue_name!r} is full ({queue.max_running} running at most)"
-            # Reserve the capacity now, under the lock; create the Jobs after it, concurrently.
-            # The reservations (in_flight) count as running for every admission decided meanwhile.
-            reserved: list[tuple[Candidate, dict[str, Any], int]] = []
-            for candidate in admitted:
-                task = waiting[candidate.uid][1]
-                run = int(task["spec"].get("rerun", 0))
-                self.in_flight[(candidate.uid, run)] = (namespace, queue_name, candidate.gpu)
-                reserved.append((candidate, task, run))
-            reserved_uids = {candidate.uid for candidate, _, _ in reserved}
-            still_waiting = [(uid, task) for uid, (_, task) in waiting.items() if uid not in reserved_uids]
-        started = await asyncio.gather(*(self._start(task, views, queue_name) for _, task, _ in reserved), return_exceptions=True)
-        for (candidate, _, run), outcome in zip(reserved, started):
-            if outcome is not True:
-                self.in_flight.pop((candidate.uid, run), None)  # not started: the capacity is free again
-        marked = await asyncio.gather(*(self._mark_queued(task, queue_name, reason, message) for _, task in still_waiting),
+                reason, message = "WaitingForCapacity", f"TaskQueue {queue_name!r} is full ({queue.max_running} running at most)"
+        # Reserve the capacity first; the reservations count as running for every decision made
+        # meanwhile. Then create the Jobs concurrently.
+        for candidate in admitted:
+            run = current_run(waiting[candidate.uid][1]["spec"])
+            self.memory.reserve(candidate.uid, run, Reservation(namespace, queue_name, candidate.gpu))
+        admitted_uids = {c.uid for c in admitted}
+        outcomes = await asyncio.gather(*(self._start(waiting[c.uid][1], views, queue_name) for c in admitted),
+                                        return_exceptions=True)
+        refusals: list[Refusal] = []
+        slot_freed = False
+        for candidate, outcome in zip(admitted, outcomes):
+            if outcome is Start.STARTED:
+                continue
+            # Not started: the reservation goes at once (a STARTED one goes when the Job is seen).
+            self.memory.release(candidate.uid, current_run(waiting[candidate.uid][1]["spec"]))
+            if isinstance(outcome, tuple):
+                refusals.append(outcome[1])
+            elif outcome in (Start.FAILED, Start.SKIPPED):
+                slot_freed = True
+        marked = await asyncio.gather(*(self._mark_queued(task, queue_name, reason, message)
+                                        for uid, (_, task) in waiting.items() if uid not in admitted_uids),
                                       return_exceptions=True)
-        for failure in [*started, *marked]:
-            if isinstance(failure, BaseException):
-                raise failure
+        errors = [o for o in [*outcomes, *marked] if isinstance(o, BaseException)]
+        if slot_freed:
+            self.enqueue(QueueKey(namespace, queue_name))  # the next Task gets the slot now
+        if errors:
+            raise errors[0]
+        if refusals:
+            raise JobCreatesRefused(refusals)
 
     async def _mark_queued(self, task: dict[str, Any], queue_name: str, reason: str, message: str) -> None:
         uid = task["metadata"]["uid"]
         async with self._task_locks.hold(uid):
-            task = self._freshest(task)
-            run = int(task["spec"].get("rerun", 0))
-            status = task.get("status") or {}
-            previous = status if status.get("run", 0) == run else self._archive_run(status)
+            task = self.memory.freshest(task)
+            spec, status = task["spec"], task.get("status") or {}
+            if settled(spec, status) or spec.get("cancel"):
+                return
+            if _ready_reason(status) == "JobCreateRefused" and reason == "WaitingForCapacity":
+                return  # keep saying why it really waits until a create is tried again
+            decision = Decision(verdict=Verdict(Phase.QUEUED, reason, message), base=base_status(spec, status), queue=queue_name)
             try:
-                await self._write_status(task, previous, Verdict(Phase.QUEUED, reason, message), queue_name, run,
-                                         task["metadata"].get("generation"))
+                await self._write_status(task, decision)
             except ApiError as error:
                 if error.status != 409:
                     raise  # 409: the Task changed meanwhile; its own event reconciles it
 
-    def _waiting(self, namespace: str, queue_name: str, views: Views, extra: dict[str, Any] | None) -> dict[str, tuple[Candidate, dict[str, Any]]]:
+    def _waiting(self, namespace: str, queue_name: str, views: Views) -> dict[str, tuple[Candidate, dict[str, Any]]]:
         waiting: dict[str, tuple[Candidate, dict[str, Any]]] = {}
-        bodies = list(views.tasks(namespace))
-        if extra is not None:
-            bodies = [b for b in bodies if b["metadata"]["uid"] != extra["metadata"]["uid"]] + [extra]
-        for task in bodies:
+        for task in views.tasks(namespace):
             # Cheap filters first, on the freshest status without copying the body: this loop
             # sees every unfinished Task of the namespace on every admission.
             meta, spec = task["metadata"], task["spec"]
-            uid, run = meta["uid"], int(spec.get("rerun", 0))
-            if spec.get("cancel") or (uid, run) in self.in_flight:
+            uid, run = meta["uid"], current_run(spec)
+            if spec.get("cancel") or self.memory.is_reserved(uid, run):
                 continue
-            status = self._freshest_status(task)
+            status = self.memory.freshest_status(task)
             if status.get("run", 0) == run and status.get("phase") in NOT_WAITING:
                 continue
-            task = self._freshest(task)
             tasktype = views.tasktype(namespace, spec["type"])
             if tasktype is None or effective_queue(spec, tasktype, self.settings.default_queue) != queue_name:
                 continue
             if any(j.run == run for j in views.jobs_of_task(uid)):
                 continue
-            accepted_now = extra is not None and uid == extra["metadata"]["uid"]
-            if not accepted_now and status.get("phase") != Phase.QUEUED.value:
-                continue  # not yet validated: its own Task event will bring it here
+            if not self.memory.is_validated(uid, meta.get("generation")) and status.get("phase") != Phase.QUEUED.value:
+                continue  # not yet validated: its own reconcile validates it and asks for this queue
+            task = self.memory.freshest(task)
             resources = spec.get("resources") or {}
             gpu = resources.get("gpu")
             if gpu is None:
@@ -437,44 +416,71 @@ class Controller:
             waiting[uid] = (Candidate(uid, meta["name"], int(priority), meta.get("creationTimestamp", ""), int(gpu)), task)
         return waiting
 
-    async def _start(self, task: dict[str, Any], views: Views, queue_name: str) -> bool:
+    async def _start(self, task: dict[str, Any], views: Views, queue_name: str) -> Start | tuple[Start, Refusal]:
         """Create the Job for the Task's current run (its capacity is already reserved).
         409 means it exists: the work already started."""
         meta = task["metadata"]
         namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
-        if task.get(PARAMETERS_OMITTED):
+        async with self._task_locks.hold(uid):
+            latest = views.task_by_uid(uid)
+            if latest is None:
+                return Start.SKIPPED  # deleted or finished meanwhile
+            latest = self.memory.freshest(latest)
+            spec = latest["spec"]
+            if spec.get("cancel") or settled(spec, latest.get("status") or {}) or current_run(spec) != current_run(task["spec"]):
+                return Start.SKIPPED  # its own reconcile handles it
+            if latest.get(PARAMETERS_OMITTED):
+                fetched = await self._get_task(namespace, name, uid)
+                if fetched is None:
+                    return Start.SKIPPED
+                latest = self.memory.freshest(fetched)
+                spec = latest["spec"]
+            tasktype = views.tasktype(namespace, spec["type"])
+            if tasktype is None:
+                return Start.SKIPPED  # its own reconcile says UnknownTaskType
+            base = base_status(spec, latest.get("status") or {})
+            effective, problems = resolve(spec, tasktype, self.settings.default_queue)
+            if effective is None or problems:
+                # Valid when it was accepted, invalid now (its TaskType was tightened): it fails
+                # with the reasons and its slot goes to the next Task.
+                await self._write_status(latest, Decision(verdict=invalid_verdict(problems), base=base, queue=queue_name))
+                return Start.FAILED
+            run = current_run(spec)
+            annotations = {k: v for k, v in (latest["metadata"].get("annotations") or {}).items()
+                           if any(k.startswith(p) for p in self.settings.pod_annotation_prefixes)}
+            job = build_job(latest, effective, run, grace_seconds=self.settings.termination_grace_seconds,
+                            pod_annotations=annotations)
+            self.memory.remember_valid(uid, latest["metadata"].get("generation"))
             try:
-                task = await self.kube.get(tasks_path(namespace, name))
+                await self.kube.create(core_path("jobs", namespace, group="batch"), job)
+                metrics.API_WRITES.labels("create", "jobs").inc()
             except ApiError as error:
-                if error.status == 404:
-                    return False
-                raise
-            if task["metadata"]["uid"] != uid:
-                return False
-        spec = task["spec"]
-        tasktype = views.tasktype(namespace, spec["type"])
-        if tasktype is None:
-            return False
-        effective, problems = resolve(spec, tasktype, self.settings.default_queue)
-        if effective is None:
-            return False  # its own reconcile marks it Failed with the reasons
-        run = int(spec.get("rerun", 0))
-        annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
-                       if any(k.startswith(p) for p in self.settings.pod_annotation_prefixes)}
-        job = build_job(task, effective, run, grace_seconds=self.settings.termination_grace_seconds,
-                        pod_annotations=annotations)
-        self._remember_valid(uid, task["metadata"].get("generation"))
-        try:
-            await self.kube.create(core_path("jobs", namespace, group="batch"), job)
-            metrics.API_WRITES.labels("create", "jobs").inc()
-        except ApiError as error:
-            if error.status != 409:
-                raise
+                if error.status != 409:
+                    refusal = classify_refusal(error.status, error.reason, error.message, error.body.get("details"))
+                    return await self._refused(latest, base, queue_name, refusal)
+            except (httpx.TransportError, asyncio.TimeoutError) as error:
+                # No answer: the Job may or may not exist. Retrying is safe (the name is
+                # deterministic; a second create answers 409).
+                return await self._refused(latest, base, queue_name, classify_refusal(None, "", f"{type(error).__name__}: {error}"))
         log.info("task %s/%s: admitted from queue %s, Job %s", namespace, name, queue_name, job["metadata"]["name"])
         # kopf.event reads only apiVersion/kind/metadata, which a plain dict has too.
-        kopf.event(cast(kopf.Body, task), type="Normal", reason="Started", message=f"admitted from queue {queue_name}; Job {job['metadata']['name']}")
+        kopf.event(cast(kopf.Body, latest), type="Normal", reason="Started", message=f"admitted from queue {queue_name}; Job {job['metadata']['name']}")
         metrics.API_WRITES.labels("create", "events").inc()
-        return True
+        return Start.STARTED
+
+    async def _refused(self, task: dict[str, Any], base: dict[str, Any], queue_name: str,
+                       refusal: Refusal) -> Start | tuple[Start, Refusal]:
+        metrics.JOB_CREATE_FAILURES.labels(refusal.kind).inc()
+        meta = task["metadata"]
+        # Per Task at debug: the queue's retry logs one warning per round (handlers._run_workers).
+        log.log(logging.WARNING if refusal.final else logging.DEBUG, "task %s/%s: Job create refused (%s%s): %s", meta["namespace"], meta["name"], refusal.kind,
+                    ", final" if refusal.final else ", retrying", refusal.message[:500])
+        try:
+            await self._write_status(task, Decision(verdict=refused_verdict(refusal), base=base, queue=queue_name))
+        except ApiError as error:
+            if error.status != 409:
+                raise  # the queue is retried either way; the Task's own event reconciles a 409
+        return Start.FAILED if refusal.final else (Start.REFUSED, refusal)
 
     # ---------------------------------------------------------------------------------------
     # Queue status (batched)
@@ -490,7 +496,7 @@ class Controller:
                    "observedGeneration": queue.generation}
         metrics.QUEUE_PENDING.labels(namespace, name).set(pending)
         metrics.QUEUE_RUNNING.labels(namespace, name).set(len(running))
-        if not status_changed(queue.status, desired):
+        if not needs_write(queue.status, desired):
             return
         try:
             await self.kube.patch(tasks_path(namespace, name, plural="taskqueues", subresource="status"), {"status": desired})
@@ -499,3 +505,7 @@ class Controller:
             if error.status != 404:
                 raise
 
+
+def _ready_reason(status: dict[str, Any]) -> str | None:
+    ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), None)
+    return ready.get("reason") if ready else None

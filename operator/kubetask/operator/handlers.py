@@ -17,10 +17,15 @@ from typing import Any
 
 import kopf
 
-from kubetask.kube import ApiError, Connection, Kube, tasks_path
+import httpx
+
+from kubetask.kube import ApiError, Connection, Kube
 from kubetask.operator import metrics, naming
 from kubetask.operator.config import OperatorSettings
-from kubetask.operator.controller import PARAMETERS_OMITTED, TERMINAL, Controller, QueueSpec, Views
+from kubetask.operator.controller import (PARAMETERS_OMITTED, Controller, JobCreatesRefused, Key, QueueKey, QueueSpec, TaskKey,
+                                          Views)
+from kubetask.operator.decide import TERMINAL
+from kubetask.operator.workqueue import WorkQueue, run_workers
 from kubetask.operator.status import JobSummary, PodSummary, summarize_job, summarize_pod
 from kubetask.resources.models import GROUP, VERSION
 from kubetask.resources.validation import parameters_size
@@ -42,6 +47,7 @@ class State:
     queue_index: kopf.Index[Any, Any] | None = None  # taskqueues: which queues to publish status for
     phase_index: kopf.Index[Any, Any] | None = None  # task_phases: the kubetask_tasks gauge
     settings = OperatorSettings()
+    work: WorkQueue[Key] = WorkQueue()
     background: list[asyncio.Task[None]] = []
 
 
@@ -132,15 +138,20 @@ def views_from(kwargs: dict[str, Any]) -> Views:
     views = Views(
         tasks=lambda ns: _values(tasks_idx, ns),
         task_by_uid=lambda uid: _one(tasks_idx, ("uid", uid)),
+        all_task_uids=lambda: [key[1] for key in list(tasks_idx) if isinstance(key, tuple) and key[0] == "uid"],
         jobs_of_task=lambda uid: _values(jobs_idx, ("task", uid)),
         running_jobs=lambda ns, q: _values(jobs_idx, ("queue", ns, q)),
         pods_of_task=lambda uid: _values(pods_idx, uid),
         tasktype=lambda ns, name: _one(types_idx, (ns, name)),
         queue=lambda ns, name: _one(queues_idx, (ns, name)),
+        all_queues=lambda: list(queues_idx),
     )
     if State.views is None:
         State.views = views
         State.queue_index, State.phase_index = queues_idx, kwargs["task_phases"]
+        # Started from inside a handler on purpose: asyncio tasks copy the current context, and
+        # kopf.event() needs the event-posting queue that Kopf puts only into handlers' context.
+        State.background += [asyncio.create_task(coroutine) for coroutine in (_run_workers(views), _resync(views))]
     return views
 
 
@@ -164,8 +175,9 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = UnusedDiffBase()
     settings.networking.error_backoffs = [1, 2, 5, 10]
     settings.batching.error_delays = [1, 2, 5, 10, 30]
-    State.controller = Controller(Kube(Connection.load()), State.settings)
-    State.background.append(asyncio.create_task(_publish_queue_status()))
+    State.work = WorkQueue(base_delay=State.settings.retry_base_delay, max_delay=State.settings.retry_max_delay)
+    State.controller = Controller(Kube(Connection.load()), State.settings, enqueue=_enqueue)
+    State.background.append(asyncio.create_task(_publish_queue_status()))  # workers: see views_from
 
 
 class UnusedDiffBase(kopf.DiffBaseStorage):
@@ -214,6 +226,9 @@ async def _publish_queue_status() -> None:
         try:
             for namespace, name in sorted(State.queue_index or ()):
                 await State.controller.publish_queue_status(namespace, name, views)
+            metrics.WORK_QUEUE_DEPTH.set(len(State.work))
+            metrics.WORK_QUEUE_RETRIES.set(State.work.waiting_retry)
+            metrics.RESERVATIONS.set(State.controller.memory.sizes()["reservations"])
             phases = State.phase_index
             if phases is not None:
                 metrics.TASKS.clear()
@@ -228,28 +243,28 @@ async def _publish_queue_status() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Events
+# Events: each only enqueues keys (never fails, so Kopf's lack of retries for event handlers
+# loses nothing); the workers reconcile, and retry what fails.
 # ---------------------------------------------------------------------------------------------
 
-async def _guarded(kind: str, coroutine: Any) -> None:
-    try:
-        await coroutine
-    except ApiError as error:
-        metrics.RECONCILE_ERRORS.labels(kind).inc()
-        # Conflicts and throttling are transient; Kopf retries the handler after a delay.
-        raise kopf.TemporaryError(f"{kind}: {error}", delay=1 if error.status in (409, 429) else 5) from error
-    except Exception:
-        metrics.RECONCILE_ERRORS.labels(kind).inc()
-        raise
+def _enqueue(key: Key) -> None:
+    State.work.add(key)
 
 
 @kopf.on.event(*TASKS, registry=registry)
-async def task_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
+async def task_event(event: kopf.RawEvent, body: kopf.Body, uid: str, **kwargs: Any) -> None:
     views = views_from(kwargs)
-    controller().observed(body["metadata"].get("uid", ""), body["metadata"].get("resourceVersion"))
-    if event.get("type") == "DELETED" or _settled(body, views):
+    metrics.EVENTS.labels("task").inc()
+    memory = controller().memory
+    memory.observed(uid, body["metadata"].get("resourceVersion"))
+    if event.get("type") == "DELETED":
+        memory.forget_task(uid)  # its reservations too: the Job goes with it (ownerReference)
+        State.work.drop(TaskKey(uid))
         return
-    await _guarded("task", controller().reconcile(plain(body), views, full=True))
+    if _settled(body, views):
+        return
+    memory.put_body(plain(body))  # the latest full body, for the worker (the key is all the queue holds)
+    _enqueue(TaskKey(uid))
 
 
 def _settled(body: kopf.Body, views: Views) -> bool:
@@ -262,52 +277,83 @@ def _settled(body: kopf.Body, views: Views) -> bool:
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED, registry=registry)
-async def job_event(event: kopf.RawEvent, body: kopf.Body, labels: kopf.Labels, namespace: str | None, **kwargs: Any) -> None:
+async def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
     if namespace is None:  # unreachable: Jobs, Pods and kubetask resources are all namespaced
         return
-    views = views_from(kwargs)
-    await _follow_child("job", labels, namespace, views)
+    views_from(kwargs)
+    metrics.EVENTS.labels("job").inc()
     job = summarize_job(body)
+    # The Job is in the index now (or gone): its capacity is counted from there, not reserved.
+    controller().memory.release(job.task_uid, job.run)
+    if job.task_uid:
+        _enqueue(TaskKey(job.task_uid))
     if not job.running or event.get("type") == "DELETED":
-        await _guarded("queue", controller().admit_queue(namespace, job.queue, views))  # a slot is free
+        _enqueue(QueueKey(namespace, job.queue))  # a slot is free
 
 
 @kopf.on.event("", "v1", "pods", labels=MANAGED, registry=registry)
-async def pod_event(labels: kopf.Labels, namespace: str | None, **kwargs: Any) -> None:
-    if namespace is None:  # unreachable: Jobs, Pods and kubetask resources are all namespaced
-        return
-    await _follow_child("pod", labels, namespace, views_from(kwargs))
-
-
-async def _follow_child(kind: str, labels: kopf.Labels, namespace: str, views: Views) -> None:
+async def pod_event(labels: kopf.Labels, **kwargs: Any) -> None:
+    views_from(kwargs)
+    metrics.EVENTS.labels("pod").inc()
     uid = labels.get(naming.LABEL_TASK_UID)
-    if not uid:
-        return
-    task = views.task_by_uid(uid)
-    if task is not None:
-        await _guarded(kind, controller().reconcile(task, views, full=False))
+    if uid:
+        _enqueue(TaskKey(uid))
 
 
 @kopf.on.event(*TASKQUEUES, registry=registry)
 async def queue_event(namespace: str | None, name: str, **kwargs: Any) -> None:
     if namespace is None:  # unreachable: Jobs, Pods and kubetask resources are all namespaced
         return
-    views = views_from(kwargs)
-    await _guarded("queue", controller().admit_queue(namespace, name, views))
+    views_from(kwargs)
+    metrics.EVENTS.labels("taskqueue").inc()
+    _enqueue(QueueKey(namespace, name))
 
 
 @kopf.on.event(*TASKTYPES, registry=registry)
 async def tasktype_event(namespace: str | None, name: str, **kwargs: Any) -> None:
-    """A TaskType appeared or changed: Tasks that waited for it are looked at again."""
+    """A TaskType appeared, changed or went: its Tasks are looked at again."""
     if namespace is None:  # unreachable: Jobs, Pods and kubetask resources are all namespaced
         return
     views = views_from(kwargs)
+    metrics.EVENTS.labels("tasktype").inc()
     for task in list(views.tasks(namespace)):
-        if task["spec"].get("type") == name and not task.get("status", {}).get("phase") in ("Running",):
-            try:
-                full = await controller().kube.get(tasks_path(namespace, task["metadata"]["name"]))
-            except ApiError as error:
-                if error.status == 404:
-                    continue
-                raise
-            await _guarded("task", controller().reconcile(full, views, full=True))
+        if task["spec"].get("type") == name:
+            _enqueue(TaskKey(task["metadata"]["uid"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers and the resync
+# ---------------------------------------------------------------------------------------------
+
+async def _run_workers(views: Views) -> None:
+
+    async def process(key: Key) -> None:
+        await controller().process(key, views)
+
+    def on_error(key: Key, error: BaseException) -> float:
+        kind = "task" if isinstance(key, TaskKey) else "queue"
+        metrics.RECONCILE_ERRORS.labels(kind).inc()
+        at_least = 0.0
+        if isinstance(error, JobCreatesRefused):
+            at_least = error.retry_after
+        elif isinstance(error, ApiError):
+            at_least = float((error.body.get("details") or {}).get("retryAfterSeconds") or 0)
+        failures = State.work.failures(key) + 1
+        if isinstance(error, (ApiError, JobCreatesRefused, OSError, httpx.TransportError, asyncio.TimeoutError)):
+            log.warning("%s failed (try %d, retried with backoff): %s", key, failures, error)
+        else:  # our own bug: loud, with the traceback, and still retried
+            log.error("%s failed (try %d, retried with backoff)", key, failures, exc_info=error)
+        return at_least
+
+    await run_workers(State.work, process, on_error, State.settings.workers)
+
+
+async def _resync(views: Views) -> None:
+    """The safety net: every unfinished Task and every queue, again, whatever the events said.
+    Cheap when nothing changed: a reconcile that finds nothing to do writes nothing."""
+    while True:
+        await asyncio.sleep(State.settings.resync_seconds)
+        for uid in list(views.all_task_uids()):
+            _enqueue(TaskKey(uid))
+        for namespace, name in list(views.all_queues()):
+            _enqueue(QueueKey(namespace, name))

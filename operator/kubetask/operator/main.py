@@ -9,7 +9,7 @@ import logging
 import kopf
 from prometheus_client import start_http_server
 
-from kubetask.operator import handlers, kopf_fixes
+from kubetask.operator import handlers, kopf_fixes, leader
 from kubetask.operator.config import OperatorSettings
 
 
@@ -33,13 +33,19 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("kubetask.operator").warning("Kopf's ToggleSet changed shape; start-up with many Tasks may be slow")
     start_http_server(settings.metrics_port, addr=settings.metrics_host)
     namespaces = settings.namespaces
-    asyncio.run(kopf.operator(
-        registry=handlers.registry,
-        standalone=True,  # no peering: deterministic Job names make a second instance harmless
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=f"http://{settings.metrics_host}:{settings.health_port}/healthz",
-    ))
+
+    async def operate(stop: asyncio.Event | None = None) -> None:
+        await kopf.operator(
+            registry=handlers.registry,
+            standalone=True,  # no Kopf peering: the leader Lease (leader.py) decides who acts
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=f"http://{settings.metrics_host}:{settings.health_port}/healthz",
+            stop_flag=stop,
+        )
+
+    # Active/standby: Kopf runs only while this process holds the leader Lease.
+    asyncio.run(leader.lead(settings, operate) if settings.leader_election else operate())
     return 0
 
 

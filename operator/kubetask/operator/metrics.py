@@ -16,3 +16,10 @@ CANCELLATIONS = Counter("kubetask_task_cancellations_total", "Tasks cancelled.",
 FAILURES = Counter("kubetask_task_failures_total", "Tasks failed, by reason.", ["type", "queue", "reason"])
 RECONCILE_ERRORS = Counter("kubetask_reconcile_errors_total", "Reconciles that raised (they are retried).", ["kind"])
 API_WRITES = Counter("kubetask_api_writes_total", "Writes the operator sent to the API server.", ["verb", "resource"])
+JOB_CREATE_FAILURES = Counter("kubetask_job_create_failures_total",
+                              "Job creates the API server refused or did not answer, by kind (Quota, AdmissionDenied, "
+                              "Forbidden, Throttled, ServerError, Timeout, Invalid, Other).", ["reason"])
+WORK_QUEUE_DEPTH = Gauge("kubetask_work_queue_depth", "Keys (Tasks, queues) waiting for a worker.")
+WORK_QUEUE_RETRIES = Gauge("kubetask_work_queue_retries", "Keys waiting for their backoff to pass before a retry.")
+EVENTS = Counter("kubetask_watch_events_total", "Watch events handled, by kind of object.", ["kind"])
+RESERVATIONS = Gauge("kubetask_reservations", "Capacity reserved for Jobs being created that the Job index has not shown yet.")

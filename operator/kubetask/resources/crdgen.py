@@ -160,7 +160,9 @@ def task_crd() -> dict[str, Any]:
         {"name": "Progress", "type": "integer", "jsonPath": ".status.progress.percent", "description": "percent done"},
         {"name": "Attempts", "type": "integer", "jsonPath": ".status.attempts"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-        {"name": "Reason", "type": "string", "jsonPath": ".status.lastFailure.reason", "priority": 1},
+        # Why it stands where it stands (WaitingForCapacity, JobCreateRefused, PodRunning, BackoffLimitExceeded, ...):
+        # the Ready condition's reason is set for every phase.
+        {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
         {"name": "Job", "type": "string", "jsonPath": ".status.jobName", "priority": 1},
     ]
     return _crd("Task", "tasks", ["kt", "ktask"], spec, status, columns, models.Task.__doc__ or "",

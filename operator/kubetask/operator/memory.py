@@ -1,0 +1,131 @@
+"""Everything the operator keeps in memory besides Kopf's indexes, in one place.
+
+Kopf's indexes hold what the watches say (Tasks, Jobs, pods, TaskTypes, TaskQueues). This holds
+what only this process knows, each part bounded and dropped as soon as it is no longer needed:
+
+- **written**: the status this process last wrote per Task, with the resourceVersion the write
+  produced. An event or index entry older than our own write must not undo it: the *stale-read
+  guard*. Dropped once the watch delivers that version (the watch is ordered).
+- **validated**: Tasks (uid → generation) this process validated, so that a Job or pod event
+  arriving before the first status write needs no re-fetch of the parameters: the *validation memo*.
+- **reservations**: capacity reserved for a Job this process is creating and the Job index has
+  not shown yet, per (task uid, run). They count as running in every admission decided meanwhile.
+  Released on every path: the Job seen (any event of it), the create refused or failed, the Task
+  cancelled, finished or deleted.
+- **bodies**: the latest full Task body a Task event brought, until a worker reconciles it (the
+  work queue holds only keys; the index holds bodies without large parameters).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+MAX_REMEMBERED = 20_000
+
+
+@dataclass(frozen=True)
+class Reservation:
+    namespace: str
+    queue: str
+    gpu: int
+
+
+class Memory:
+    def __init__(self) -> None:
+        self._written: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
+        self._validated: OrderedDict[str, int | None] = OrderedDict()
+        self._reservations: dict[tuple[str, int], Reservation] = {}
+        self._bodies: dict[str, dict[str, Any]] = {}
+
+    def sizes(self) -> dict[str, int]:
+        return {"written": len(self._written), "validated": len(self._validated),
+                "reservations": len(self._reservations), "bodies": len(self._bodies)}
+
+    # -- stale-read guard ----------------------------------------------------------------------
+    def freshest(self, task: dict[str, Any]) -> dict[str, Any]:
+        """The body with our own latest status write if the body predates it."""
+        written = self._newer_write(task)
+        if written is None:
+            return task
+        version, status = written
+        return {**task, "metadata": {**task["metadata"], "resourceVersion": str(version)}, "status": status}
+
+    def freshest_status(self, task: dict[str, Any]) -> dict[str, Any]:
+        written = self._newer_write(task)
+        return written[1] if written is not None else (task.get("status") or {})
+
+    def _newer_write(self, task: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        written = self._written.get(task["metadata"]["uid"])
+        if written is None:
+            return None
+        try:
+            seen = int(task["metadata"].get("resourceVersion") or 0)
+        except ValueError:
+            return None
+        return written if seen < written[0] else None
+
+    def remember_write(self, uid: str, response: dict[str, Any]) -> None:
+        try:
+            version = int(response["metadata"]["resourceVersion"])
+        except (KeyError, ValueError):
+            return
+        self._written[uid] = (version, response.get("status") or {})
+        self._written.move_to_end(uid)
+        while len(self._written) > MAX_REMEMBERED:
+            self._written.popitem(last=False)
+
+    def observed(self, uid: str, resource_version: str | None) -> None:
+        """The watch delivered this Task at `resource_version`: a remembered write it has caught
+        up with is no longer needed (no older body of it follows)."""
+        written = self._written.get(uid)
+        if written is None:
+            return
+        try:
+            if int(resource_version or 0) >= written[0]:
+                del self._written[uid]
+        except ValueError:
+            pass
+
+    # -- validation memo -----------------------------------------------------------------------
+    def remember_valid(self, uid: str, generation: int | None) -> None:
+        self._validated[uid] = generation
+        self._validated.move_to_end(uid)
+        while len(self._validated) > MAX_REMEMBERED:
+            self._validated.popitem(last=False)
+
+    def is_validated(self, uid: str, generation: int | None) -> bool:
+        return uid in self._validated and self._validated[uid] == generation
+
+    # -- reservations --------------------------------------------------------------------------
+    def reserve(self, uid: str, run: int, reservation: Reservation) -> None:
+        self._reservations[(uid, run)] = reservation
+
+    def is_reserved(self, uid: str, run: int) -> bool:
+        return (uid, run) in self._reservations
+
+    def release(self, uid: str, run: int) -> None:
+        self._reservations.pop((uid, run), None)
+
+    def reserved_in(self, namespace: str, queue: str) -> list[tuple[tuple[str, int], Reservation]]:
+        return [(key, r) for key, r in self._reservations.items() if r.namespace == namespace and r.queue == queue]
+
+    # -- bodies waiting for a worker ----------------------------------------------------------
+    def put_body(self, body: dict[str, Any]) -> None:
+        self._bodies[body["metadata"]["uid"]] = body
+
+    def take_body(self, uid: str) -> dict[str, Any] | None:
+        return self._bodies.pop(uid, None)
+
+    def restore_body(self, body: dict[str, Any]) -> None:
+        """A reconcile of this body failed: keep it for the retry unless a newer one arrived."""
+        self._bodies.setdefault(body["metadata"]["uid"], body)
+
+    # -- a Task is gone --------------------------------------------------------------------------
+    def forget_task(self, uid: str) -> None:
+        self._written.pop(uid, None)
+        self._validated.pop(uid, None)
+        self._bodies.pop(uid, None)
+        for key in [k for k in self._reservations if k[0] == uid]:
+            del self._reservations[key]

@@ -1,0 +1,122 @@
+"""The rules of decide.py, one table row each: what a Task's status becomes, and what is done."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubetask.operator.decide import (Need, TaskFacts, classify_refusal, decide, moves_backwards, refused_verdict)
+from kubetask.operator.status import JobSummary, PodSummary
+from kubetask.resources.models import Phase
+from kubetask.resources.validation import Problem
+
+TASKTYPE: dict[str, Any] = {"image": "x"}
+
+
+def job(**fields: Any) -> JobSummary:
+    base: dict[str, Any] = {"name": "t-abcde-r0", "namespace": "ns", "task_uid": "u", "queue": "q", "run": 0, "gpu": 0,
+                            "created": "2026-12-02T00:00:00Z"}
+    return JobSummary(**{**base, **fields})
+
+
+def facts(spec: dict[str, Any] | None = None, status: dict[str, Any] | None = None, **fields: Any) -> TaskFacts:
+    values: dict[str, Any] = {"spec": {"type": "sim", **(spec or {})}, "status": status or {}, "generation": 1,
+                              "tasktype": TASKTYPE, "job": None, "validated": True}
+    return TaskFacts(**{**values, **fields})
+
+
+def test_a_running_job_is_followed_when_its_tasktype_is_gone() -> None:
+    running = facts(status={"phase": "Running", "jobName": "t-abcde-r0"}, tasktype=None,
+                    job=job(active=1), pods=(PodSummary("p", "2026-12-02T00:00:01Z", "Running", job_name="t-abcde-r0"),))
+    decision = decide(running, "q")
+    assert decision.verdict is not None and decision.verdict.phase is Phase.RUNNING
+    finished = decide(facts(status={"phase": "Running"}, tasktype=None, job=job(finished="Complete", succeeded=1),
+                            pods=(PodSummary("p", "t", "Succeeded", message='{"ok": 1}', job_name="t-abcde-r0"),)), "q")
+    assert finished.verdict is not None and finished.verdict.phase is Phase.SUCCEEDED
+    assert finished.verdict.result == {"ok": 1}
+    assert finished.admit == "q" and finished.release  # the slot goes to the next Task
+
+
+def test_a_cancel_stops_the_job_even_without_a_tasktype_and_keeps_the_job_name() -> None:
+    decision = decide(facts(spec={"cancel": True}, status={"phase": "Running", "jobName": "t-abcde-r0"}, tasktype=None,
+                            job=job(active=1)), "q")
+    assert decision.delete_job == "t-abcde-r0"
+    assert decision.verdict is not None and decision.verdict.phase is Phase.CANCELLED
+    assert decision.verdict.job_name == "t-abcde-r0" and decision.release
+
+
+def test_cancelled_is_sticky_and_a_job_created_in_a_race_is_deleted() -> None:
+    decision = decide(facts(spec={"cancel": True}, status={"phase": "Cancelled", "run": 0}, job=job(active=1)), "q")
+    assert decision.verdict is None and decision.delete_job == "t-abcde-r0" and decision.release
+
+
+@pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
+def test_a_finished_run_never_changes(phase: str) -> None:
+    decision = decide(facts(status={"phase": phase, "run": 0}, tasktype=None, job=job(active=1)), "q")
+    assert decision.verdict is None and decision.delete_job is None
+
+
+def test_a_reserved_task_waits_for_its_job() -> None:
+    assert decide(facts(status={"phase": "Queued"}, reserved=True), "q").verdict is None
+
+
+def test_a_missing_job_is_checked_before_it_is_declared_deleted() -> None:
+    running = {"phase": "Running", "jobName": "t-abcde-r0", "attempts": 1}
+    assert decide(facts(status=running), "q").need is Need.JOB_CHECK
+    gone = decide(facts(status=running, job_gone=True), "q")
+    assert gone.verdict is not None and gone.verdict.phase is Phase.FAILED and gone.verdict.reason == "JobDeleted"
+
+
+def test_an_unknown_tasktype_waits_and_a_queued_task_stays_queued() -> None:
+    fresh = decide(facts(tasktype=None), "q")
+    assert fresh.verdict is not None and (fresh.verdict.phase, fresh.verdict.reason) == (Phase.PENDING, "UnknownTaskType")
+    queued = decide(facts(status={"phase": "Queued"}, tasktype=None), "q")
+    assert queued.verdict is not None and queued.verdict.phase is Phase.QUEUED
+
+
+def test_validation_needs_the_parameters_and_invalid_fails() -> None:
+    assert decide(facts(validated=False), "q").need is Need.PARAMETERS
+    invalid = decide(facts(validated=False, problems=(Problem("spec.parameters.count", "too big", "InvalidParameters"),)), "q")
+    assert invalid.verdict is not None and invalid.verdict.phase is Phase.FAILED
+    assert "spec.parameters.count" in invalid.verdict.message
+    assert decide(facts(validated=False, problems=()), "q").admit == "q"
+
+
+def test_a_valid_waiting_task_goes_to_its_queue() -> None:
+    decision = decide(facts(), "gpu")
+    assert decision.admit == "gpu" and decision.verdict is None
+
+
+@pytest.mark.parametrize(("old", "new", "backwards"), [
+    ("Running", "Pending", True), ("Running", "Queued", True), ("Queued", "Pending", True),
+    ("Succeeded", "Running", True), ("Cancelled", "Failed", True),
+    ("Pending", "Queued", False), ("Queued", "Running", False), ("Running", "Failed", False), (None, "Queued", False),
+])
+def test_the_backwards_guard(old: str | None, new: str, backwards: bool) -> None:
+    assert moves_backwards({"phase": old, "run": 0}, {"phase": new, "run": 0}) is backwards
+    assert moves_backwards({"phase": old, "run": 0}, {"phase": new, "run": 1}) is False  # a rerun starts over
+
+
+@pytest.mark.parametrize(("status", "message", "kind", "final"), [
+    (403, 'jobs.batch "x" is forbidden: exceeded quota: jobs, requested: count/jobs.batch=1', "Quota", False),
+    (403, 'jobs.batch "x" is forbidden: User "u" cannot create resource "jobs"', "Forbidden", False),
+    (422, "jobs.batch \"x\" is forbidden: ValidatingAdmissionPolicy 'p' with binding 'b' denied request: no", "AdmissionDenied", False),
+    (400, 'admission webhook "w.example.com" denied the request: no', "AdmissionDenied", False),
+    (429, "Too many requests, please try again later.", "Throttled", False),
+    (500, "etcdserver: request timed out", "ServerError", False),
+    (503, "service unavailable", "ServerError", False),
+    (422, 'Job.batch "x" is invalid: spec.template.spec.containers[0].image: Required value', "Invalid", True),
+    (None, "ReadTimeout", "Timeout", False),
+])
+def test_which_refusals_end_the_task(status: int | None, message: str, kind: str, final: bool) -> None:
+    refusal = classify_refusal(status, "", message, {"retryAfterSeconds": 2} if status == 429 else None)
+    assert (refusal.kind, refusal.final) == (kind, final)
+    verdict = refused_verdict(refusal)
+    if final:
+        assert (verdict.phase, verdict.reason) == (Phase.FAILED, "InvalidJob")
+    else:
+        assert (verdict.phase, verdict.reason) == (Phase.QUEUED, "JobCreateRefused")
+        assert message in verdict.message
+    if status == 429:
+        assert refusal.retry_after == 2
