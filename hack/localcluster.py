@@ -11,6 +11,9 @@ controller) and kube-scheduler, plus kwok, which plays the kubelet for fake node
 proxy, cached in ~/.cache/kubetask), so nothing is downloaded at start. Everything binds to
 127.0.0.1 and ~/.kube/config is never touched.
 
+API Priority and Fairness is on, with kube-apiserver's default in-flight limits (see
+APISERVER_FLOW_CONTROL), so FlowSchemas behave, 429s included, as on a real cluster.
+
 Fake nodes: `cpu-node-{0,1,2}` (CPU only) and `gpu-node-{0,1}` (4 × nvidia.com/gpu each).
 
 Simulated Job pods follow the annotations on their pod template (see SIM_* below): a test says
@@ -46,6 +49,19 @@ CPU_NODES = 3
 GPU_NODES = 2
 GPUS_PER_NODE = 4
 GPU_RESOURCE = "nvidia.com/gpu"
+
+# API Priority and Fairness on, as on every real cluster (on by default since Kubernetes 1.20).
+# kwokctl's `disableQPSLimits` (wanted for the controller-manager's and scheduler's client QPS)
+# also starts kube-apiserver with `--enable-priority-and-fairness=false` and unlimited in-flight
+# requests; these overrides (kwokctl `override: true` replaces its flag in place) restore the
+# upstream defaults, so the APF API (flowcontrol.apiserver.k8s.io/v1) is served, the mandatory and
+# suggested FlowSchemas exist, and a FlowSchema a test creates really answers 429. Every component
+# kwokctl starts (and the tests' admin client) is in system:masters, which APF exempts.
+APISERVER_FLOW_CONTROL = {
+    "enable-priority-and-fairness": "true",
+    "max-requests-inflight": "400",  # kube-apiserver's defaults; APF divides their sum among
+    "max-mutating-requests-inflight": "200",  # the priority levels by nominalConcurrencyShares
+}
 
 _NOT_DELETED = {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
 _RUNNING = {"key": ".status.phase", "operator": "In", "values": ["Running"]}
@@ -265,6 +281,8 @@ class LocalCluster:
             "options": options,
             "componentsPatches": [
                 {"name": "etcd", "extraArgs": [{"key": "unsafe-no-fsync", "value": "true"}]},
+                {"name": "kube-apiserver", "extraArgs": [
+                    {"key": key, "value": value, "override": True} for key, value in APISERVER_FLOW_CONTROL.items()]},
             ],
         }
         path = CACHE / "kwok" / f"{self.name}-config.yaml"

@@ -75,7 +75,7 @@ def namespace(kube: KubeSync) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def operator(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     """One operator for the session. Tests that kill it must start it again before they end."""
-    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator-logs"))
+    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator-logs"), restart_on_exit=True)
     process.start()
     yield process
     process.stop()

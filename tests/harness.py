@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,15 +58,40 @@ def free_port() -> int:
 class OperatorProcess:
     """`kubetask-operator` run as a subprocess against the test cluster; restartable, killable."""
 
-    def __init__(self, kubeconfig: Path, log_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, kubeconfig: Path, log_dir: Path, extra_env: dict[str, str] | None = None,
+                 restart_on_exit: bool = False) -> None:
         self.kubeconfig = kubeconfig
         self.extra_env = extra_env or {}
         self.log_dir = log_dir
         self.process: Any = None
         self.metrics_port = self.health_port = 0
         self.starts = 0
+        # Like the kubelet: an operator that exits on its own (it lost its Lease while the API
+        # server was down, by design) is started again. kill() and stop() are not exits on its own.
+        self.restart_on_exit = restart_on_exit
+        self._wanted = False
 
     def start(self) -> None:
+        self._wanted = True
+        self._launch()
+        if self.restart_on_exit:
+            threading.Thread(target=self._supervise, args=(self.process,), daemon=True).start()
+
+    def _supervise(self, process: Any) -> None:
+        while True:
+            process.wait()
+            if not self._wanted or process is not self.process:
+                return
+            time.sleep(1)
+            if not self._wanted:
+                return
+            try:
+                self._launch()
+            except AssertionError:  # not live yet: the next loop waits on the new process anyway
+                pass
+            process = self.process
+
+    def _launch(self) -> None:
         self.metrics_port, self.health_port = free_port(), free_port()
         self.starts += 1
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig),
@@ -75,7 +101,7 @@ class OperatorProcess:
                "KUBETASK_LOG_FORMAT": "text", "KUBETASK_QUEUE_STATUS_INTERVAL": "0.5",
                # Shorter than production so tests of refusals and failover finish in seconds; the
                # mechanisms are the same (production: retries up to 300 s apart, 15 s leases).
-               "KUBETASK_RETRY_MAX_DELAY": "3", "KUBETASK_LEADER_LEASE_SECONDS": "4",
+               "KUBETASK_RETRY_MAX_DELAY": "3", "KUBETASK_PENDING_POD_CHECK_SECONDS": "2", "KUBETASK_LEADER_LEASE_SECONDS": "4",
                "KUBETASK_LEADER_RENEW_DEADLINE_SECONDS": "3", "KUBETASK_LEADER_RETRY_SECONDS": "0.5", **self.extra_env}
         log = open(self.log_dir / f"operator-{self.starts}.log", "w")
         self.process = subprocess.Popen([sys.executable, "-m", "kubetask.operator.main"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -84,11 +110,13 @@ class OperatorProcess:
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, as in a crash."""
+        self._wanted = False
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
 
     def stop(self) -> None:
+        self._wanted = False
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:

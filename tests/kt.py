@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from harness import localcluster, wait_for
@@ -67,6 +68,16 @@ def wait_phase(kube: KubeSync, namespace: str, name: str, phase: str | tuple[str
 def jobs_of(kube: KubeSync, namespace: str, task: str | None = None) -> list[dict[str, Any]]:
     selector = "app.kubernetes.io/managed-by=kubetask" + (f",kubetask.io/task={task}" if task else "")
     return list(kube.get(core_path("jobs", namespace, group="batch"), labelSelector=selector)["items"])
+
+
+def one_job_per_task(kube: KubeSync, namespace: str, names: list[str]) -> None:
+    """Every Task in `names` has exactly one Job, and no Job belongs to another Task."""
+    per_task: dict[str, list[str]] = defaultdict(list)
+    for job in jobs_of(kube, namespace):
+        per_task[job["metadata"]["labels"]["kubetask.io/task"]].append(job["metadata"]["name"])
+    assert sorted(per_task) == sorted(names)
+    duplicates = {k: v for k, v in per_task.items() if len(v) != 1}
+    assert not duplicates, duplicates
 
 
 def pods_of(kube: KubeSync, namespace: str, task: str) -> list[dict[str, Any]]:

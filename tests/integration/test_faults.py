@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from harness import OperatorProcess, localcluster, wait_for
-from kt import TERMINAL, apply_queue, apply_tasktype, create_task, get_task, jobs_of, sim, wait_phase
+from kt import TERMINAL, apply_queue, apply_tasktype, create_task, get_task, jobs_of, one_job_per_task, sim, wait_phase
 from kubetask.kube import ApiError, Connection, KubeSync, core_path, tasks_path
 
 pytestmark = pytest.mark.usefixtures("operator")
@@ -68,15 +68,6 @@ class PhaseRecorder:
                 if run_a == run_b and a in TERMINAL and b != a:
                     bad[name] = seq
         return bad
-
-
-def one_job_per_task(kube: KubeSync, namespace: str, names: list[str]) -> None:
-    per_task: dict[str, list[str]] = defaultdict(list)
-    for job in jobs_of(kube, namespace):
-        per_task[job["metadata"]["labels"]["kubetask.io/task"]].append(job["metadata"]["name"])
-    assert sorted(per_task) == sorted(names)
-    duplicates = {k: v for k, v in per_task.items() if len(v) != 1}
-    assert not duplicates, duplicates
 
 
 def all_terminal(kube: KubeSync, namespace: str, names: list[str]) -> dict[str, int]:

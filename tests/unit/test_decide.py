@@ -27,11 +27,13 @@ def facts(spec: dict[str, Any] | None = None, status: dict[str, Any] | None = No
 
 
 def test_a_running_job_is_followed_when_its_tasktype_is_gone() -> None:
-    running = facts(status={"phase": "Running", "jobName": "t-abcde-r0"}, tasktype=None,
-                    job=job(active=1), pods=(PodSummary("p", "2026-12-02T00:00:01Z", "Running", job_name="t-abcde-r0"),))
+    running = facts(status={"phase": "Running", "jobName": "t-abcde-r0"}, tasktype=None, job=job(active=1, ready=1))
     decision = decide(running, "q")
     assert decision.verdict is not None and decision.verdict.phase is Phase.RUNNING
-    finished = decide(facts(status={"phase": "Running"}, tasktype=None, job=job(finished="Complete", succeeded=1),
+    assert decision.verdict.reason == "PodRunning"  # from the Job's own ready count: no pod watch
+    complete = job(finished="Complete", succeeded=1)
+    assert decide(facts(status={"phase": "Running"}, tasktype=None, job=complete), "q").need is Need.POD_FACTS  # read once
+    finished = decide(facts(status={"phase": "Running"}, tasktype=None, job=complete, pods_fetched=True,
                             pods=(PodSummary("p", "t", "Succeeded", message='{"ok": 1}', job_name="t-abcde-r0"),)), "q")
     assert finished.verdict is not None and finished.verdict.phase is Phase.SUCCEEDED
     assert finished.verdict.result == {"ok": 1}

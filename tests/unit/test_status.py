@@ -76,6 +76,14 @@ def test_running_pending_unschedulable_and_retrying() -> None:
     assert backing_off.reason == "Retrying" and not backing_off.pod_running
 
 
+def test_the_jobs_own_counts_say_running_and_retrying_without_pods() -> None:
+    assert observe_run(job(active=1), []).reason == "PodPending"
+    assert observe_run(job(active=1, ready=1), []).reason == "PodRunning"
+    retrying = observe_run(job(active=1, ready=1, failed=2), [])
+    assert (retrying.reason, retrying.pod_running, retrying.attempts) == ("Retrying", True, 3)
+    assert observe_run(job(failed=1), []).reason == "Retrying"
+
+
 def test_unchanged_state_yields_identical_status_so_no_write() -> None:
     verdict = observe_run(job(active=1), [pod("p", "Running")])
     first = task_status(verdict, {}, generation=1, queue="q", run=0, now=NOW)

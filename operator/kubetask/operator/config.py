@@ -26,6 +26,9 @@ class OperatorSettings(BaseSettings):
         "again, whatever the events said (the safety net under the retried work queue).")
     retry_base_delay: float = Field(0.05, description="First retry delay in seconds of a failed reconcile; it doubles per failure of the same key.")
     retry_max_delay: float = Field(300.0, description="The most a failed reconcile waits before its next try, in seconds.")
+    pending_pod_check_seconds: float = Field(
+        10.0, description="Seconds between checks of why Jobs without a ready pod wait (Unschedulable): one LIST of "
+        "Pending pods per namespace that has such a Job. The operator does not watch pods.")
     workers: int = Field(16, description="Reconciles that run at once (each on a different Task or queue).")
     log_format: str = Field("json", description="json (structured, one object per line) or text.")
     log_level: str = Field("INFO", description="Log level.")

@@ -31,13 +31,15 @@ from kubetask.operator.decide import (TERMINAL, Decision, Need, Refusal, TaskFac
                                       moves_backwards, needs_write, refused_verdict, settled)
 from kubetask.operator.jobs import build_job
 from kubetask.operator.memory import Memory, Reservation
+from kubetask.operator.naming import MANAGED_BY, MANAGED_BY_VALUE
 from kubetask.operator.resolve import effective_queue, resolve
-from kubetask.operator.status import JobSummary, PodSummary, Verdict
+from kubetask.operator.status import JobSummary, PodSummary, Verdict, summarize_pod
 from kubetask.resources.models import Phase
 
 log = logging.getLogger("kubetask.operator")
 NOT_WAITING = TERMINAL | {Phase.RUNNING.value}
 PARAMETERS_OMITTED = "_parametersOmitted"  # set on index bodies whose (large) parameters were left out
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set by the Job controller on its pods
 CONFLICT_RETRIES = 3  # re-decisions on fresh data after a 409, before the work queue's backoff takes over
 
 
@@ -73,7 +75,7 @@ class Views:
     all_task_uids: Callable[[], Iterable[str]]  # every unfinished Task (for the resync)
     jobs_of_task: Callable[[str], Iterable[JobSummary]]  # task uid → its Jobs
     running_jobs: Callable[[str, str], Iterable[JobSummary]]  # (namespace, queue) → unfinished Jobs
-    pods_of_task: Callable[[str], Iterable[PodSummary]]  # task uid → its pods
+    all_running_jobs: Callable[[], Iterable[JobSummary]]  # every unfinished Job (for the pending-pod check)
     tasktype: Callable[[str, str], dict[str, Any] | None]  # (namespace, name) → TaskType spec
     queue: Callable[[str, str], QueueSpec | None]  # (namespace, name) → TaskQueue
     all_queues: Callable[[], Iterable[tuple[str, str]]]  # every TaskQueue (namespace, name)
@@ -185,13 +187,17 @@ class Controller:
             raise
         return fetched if fetched["metadata"]["uid"] == uid else None
 
-    def _facts(self, task: dict[str, Any], views: Views, *, full: bool, job_gone: bool = False) -> tuple[TaskFacts, str]:
+    def _facts(self, task: dict[str, Any], views: Views, *, full: bool, job_gone: bool = False,
+               fetched_pods: tuple[PodSummary, ...] | None = None) -> tuple[TaskFacts, str]:
         meta, spec = task["metadata"], task["spec"]
         uid, namespace, generation = meta["uid"], meta["namespace"], meta.get("generation")
         status = task.get("status") or {}
         run = current_run(spec)
-        job = next((j for j in views.jobs_of_task(uid) if j.run == run), None)
-        pods = tuple(p for p in views.pods_of_task(uid) if job is not None and p.job_name == job.name)
+        job = next((j for j in views.jobs_of_task(uid) if j.run == run), None) or self.memory.deleted_job(uid, run)
+        if fetched_pods is not None:
+            pods = fetched_pods
+        else:
+            pods = self.memory.pending_pods(namespace, job.name) if job is not None else ()
         tasktype = views.tasktype(namespace, spec["type"])
         queue = effective_queue(spec, tasktype, self.settings.default_queue)
         validated = self.memory.is_validated(uid, generation) or (
@@ -202,7 +208,7 @@ class Controller:
             problems = tuple(found)
         facts = TaskFacts(spec=spec, status=status, generation=generation, tasktype=tasktype, job=job, pods=pods,
                           validated=validated, problems=problems, reserved=self.memory.is_reserved(uid, run),
-                          job_gone=job_gone)
+                          job_gone=job_gone, pods_fetched=fetched_pods is not None)
         return facts, queue
 
     async def _reconcile_locked(self, task: dict[str, Any], views: Views, *, full: bool) -> str | None:
@@ -230,6 +236,13 @@ class Controller:
                     raise
             facts, queue = self._facts(task, views, full=full, job_gone=True)
             decision = decide(facts, queue)
+        if decision.need is Need.POD_FACTS and facts.job is not None:
+            # The Job has finished: read its pods once for the result and the last exit code.
+            listed = await self.kube.get(core_path("pods", namespace),
+                                         labelSelector=f"{JOB_NAME_LABEL}={facts.job.name}")
+            pods = tuple(summarize_pod(p) for p in listed.get("items", []))
+            facts, queue = self._facts(task, views, full=full, fetched_pods=pods)
+            decision = decide(facts, queue)
         if facts.problems == () and not facts.validated:
             self.memory.remember_valid(uid, meta.get("generation"))
         await self._execute(task, decision)
@@ -242,6 +255,8 @@ class Controller:
             await self._delete_job(task["metadata"]["namespace"], decision.delete_job)
         if decision.release:
             self.memory.release(uid, run)
+        if decision.verdict is None and settled(task["spec"], task.get("status") or {}):
+            self.memory.settled(uid, run)
         if decision.verdict is not None:
             await self._write_status(task, decision)
 
@@ -270,6 +285,8 @@ class Controller:
             response = await self.kube.patch(tasks_path(meta["namespace"], meta["name"], subresource="status"), patch)
             metrics.API_WRITES.labels("patch", "tasks/status").inc()
             self.memory.remember_write(meta["uid"], response)
+            if desired["phase"] in TERMINAL:
+                self.memory.settled(meta["uid"], run)
         except ApiError as error:
             if error.status == 404:
                 return  # the Task was deleted meanwhile; its children go with it
@@ -481,6 +498,28 @@ class Controller:
             if error.status != 409:
                 raise  # the queue is retried either way; the Task's own event reconciles a 409
         return Start.FAILED if refusal.final else (Start.REFUSED, refusal)
+
+    # ---------------------------------------------------------------------------------------
+    # Pending pods (instead of a pod watch)
+    # ---------------------------------------------------------------------------------------
+    async def check_pending_pods(self, views: Views) -> None:
+        """Why does a Job's pod not run? One LIST of Pending kubetask pods per namespace that has a
+        Job with no ready pod: a third fewer watch events per Task than watching every pod, for
+        one read per namespace per interval while something waits."""
+        jobs = {(j.namespace, j.name): j for j in views.all_running_jobs()}
+        namespaces = {ns for (ns, _), j in jobs.items() if j.ready == 0}
+        found: dict[tuple[str, str], tuple[PodSummary, ...]] = {}
+        for namespace in sorted(namespaces):
+            listed = await self.kube.get(core_path("pods", namespace), labelSelector=f"{MANAGED_BY}={MANAGED_BY_VALUE}",
+                                         fieldSelector="status.phase=Pending")
+            for pod in listed.get("items", []):
+                summary = summarize_pod(pod)
+                if (namespace, summary.job_name) in jobs:
+                    found[(namespace, summary.job_name)] = (*found.get((namespace, summary.job_name), ()), summary)
+        for key in self.memory.replace_pending_pods(found):
+            job = jobs.get(key)
+            if job is not None and job.task_uid:
+                self.enqueue(TaskKey(job.task_uid))
 
     # ---------------------------------------------------------------------------------------
     # Queue status (batched)

@@ -7,7 +7,9 @@ How a Job becomes status, in order (`decide`):
    runs has that Job deleted.
 2. A cancel request stops the Job, whatever else is true, and the Task is Cancelled.
 3. A Job that exists for this run is followed to its end, whatever happened to the TaskType or
-   the TaskQueue since it started: status never goes backwards.
+   the TaskQueue since it started: status never goes backwards. Its status (active, ready,
+   failed, conditions) says where the run stands; once it has finished, its pods are read once
+   for the result (the termination message) and the last exit code.
 4. A Job being created by this process (capacity reserved) is waited for.
 5. A Task that was Running whose Job is gone from the index is checked with the API server, and
    only a confirmed 404 makes it Failed/JobDeleted.
@@ -41,6 +43,7 @@ class Need(enum.Enum):
 
     PARAMETERS = "parameters"  # the full Task (the index leaves large parameters out)
     JOB_CHECK = "job-check"  # a GET of status.jobName: is the Job really gone?
+    POD_FACTS = "pod-facts"  # the finished Job's pods, read once: the result and the last exit code
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,8 @@ class TaskFacts:
     generation: int | None
     tasktype: dict[str, Any] | None  # the TaskType's spec, None if it does not exist
     job: JobSummary | None  # this run's Job, from the index
-    pods: tuple[PodSummary, ...] = ()  # this Job's pods
+    pods: tuple[PodSummary, ...] = ()  # what is known of this Job's pods (see pods_fetched)
+    pods_fetched: bool = False  # `pods` is a fresh read of all of them (else: only pending pods seen by the pending check)
     validated: bool = False  # validated before: the memo, or an Accepted condition for this generation
     problems: tuple[Problem, ...] | None = None  # validation outcome, None if not computed (see Need.PARAMETERS)
     reserved: bool = False  # this process is creating the Job (capacity reserved)
@@ -130,6 +134,8 @@ def decide(facts: TaskFacts, queue: str) -> Decision:
         return Decision(verdict=verdict, base=base, queue=status_queue, delete_job=running_job, release=True)
 
     if job is not None:  # 3
+        if (job.finished or job.failing) and not facts.pods_fetched:
+            return Decision(need=Need.POD_FACTS)  # the outcome is known; its details are in the pods
         return Decision(verdict=observe_run(job, list(facts.pods)), base=base, queue=job.queue or status_queue,
                         release=True, admit=None if job.running else (job.queue or status_queue))
 

@@ -26,7 +26,7 @@ from kubetask.operator.controller import (PARAMETERS_OMITTED, Controller, JobCre
                                           Views)
 from kubetask.operator.decide import TERMINAL
 from kubetask.operator.workqueue import WorkQueue, run_workers
-from kubetask.operator.status import JobSummary, PodSummary, summarize_job, summarize_pod
+from kubetask.operator.status import JobSummary, summarize_job
 from kubetask.resources.models import GROUP, VERSION
 from kubetask.resources.validation import parameters_size
 
@@ -72,10 +72,13 @@ def _copy(value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 @kopf.index(*TASKS, registry=registry)
-async def unfinished_tasks(body: kopf.Body, namespace: str | None, uid: str, **_: Any) -> dict[Any, dict[str, Any]] | None:
+async def unfinished_tasks(body: kopf.Body, namespace: str | None, uid: str, **_: Any) -> dict[Any, dict[str, Any]]:
     spec, status = body.get("spec", {}), body.get("status") or {}
     if status.get("run", 0) == spec.get("rerun", 0) and status.get("phase") in TERMINAL:
-        return None
+        # An empty mapping, not None: Kopf keeps an object's previous entries when its index
+        # function returns None, so a finished Task would stay indexed with its last unfinished
+        # body (admitted again, counted as Queued, held in memory forever).
+        return {}
     # Small parameters stay in memory (no re-fetch at admission); large ones are fetched then.
     small = parameters_size(_copy(spec.get("parameters") or {})) <= INDEXED_PARAMETERS_BYTES
     slim = {
@@ -105,11 +108,6 @@ async def kubetask_jobs(body: kopf.Body, **_: Any) -> dict[tuple[str, ...], JobS
     return keys
 
 
-@kopf.index("", "v1", "pods", labels=MANAGED, registry=registry)
-async def kubetask_pods(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[str, PodSummary]:
-    return {labels.get(naming.LABEL_TASK_UID, ""): summarize_pod(body)}  # reads only: no copy
-
-
 @kopf.index(*TASKTYPES, registry=registry)
 async def tasktypes(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[tuple[str | None, str], dict[str, Any]]:
     return {(namespace, name): plain(body).get("spec", {})}
@@ -133,7 +131,7 @@ def _one(index: kopf.Index[Any, Any], key: Any) -> Any:
 
 
 def views_from(kwargs: dict[str, Any]) -> Views:
-    tasks_idx, jobs_idx, pods_idx = kwargs["unfinished_tasks"], kwargs["kubetask_jobs"], kwargs["kubetask_pods"]
+    tasks_idx, jobs_idx = kwargs["unfinished_tasks"], kwargs["kubetask_jobs"]
     types_idx, queues_idx = kwargs["tasktypes"], kwargs["taskqueues"]
     views = Views(
         tasks=lambda ns: _values(tasks_idx, ns),
@@ -141,7 +139,7 @@ def views_from(kwargs: dict[str, Any]) -> Views:
         all_task_uids=lambda: [key[1] for key in list(tasks_idx) if isinstance(key, tuple) and key[0] == "uid"],
         jobs_of_task=lambda uid: _values(jobs_idx, ("task", uid)),
         running_jobs=lambda ns, q: _values(jobs_idx, ("queue", ns, q)),
-        pods_of_task=lambda uid: _values(pods_idx, uid),
+        all_running_jobs=lambda: [j for key in list(jobs_idx) if key[0] == "queue" for j in jobs_idx[key]],
         tasktype=lambda ns, name: _one(types_idx, (ns, name)),
         queue=lambda ns, name: _one(queues_idx, (ns, name)),
         all_queues=lambda: list(queues_idx),
@@ -151,7 +149,7 @@ def views_from(kwargs: dict[str, Any]) -> Views:
         State.queue_index, State.phase_index = queues_idx, kwargs["task_phases"]
         # Started from inside a handler on purpose: asyncio tasks copy the current context, and
         # kopf.event() needs the event-posting queue that Kopf puts only into handlers' context.
-        State.background += [asyncio.create_task(coroutine) for coroutine in (_run_workers(views), _resync(views))]
+        State.background += [asyncio.create_task(coroutine) for coroutine in (_run_workers(views), _resync(views), _check_pending_pods(views))]
     return views
 
 
@@ -166,9 +164,9 @@ def controller() -> Controller:
 
 @kopf.on.startup(registry=registry)
 async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # Watch only kubetask's own Jobs and pods, filtered by the API server, never every Job.
+    # Watch only kubetask's own Jobs, filtered by the API server, never every Job. Pods are not
+    # watched at all: the Job's status says enough (see Controller.check_pending_pods).
     settings.watching.label_selectors["batch", "jobs"] = f"{naming.MANAGED_BY}={naming.MANAGED_BY_VALUE}"
-    settings.watching.label_selectors["v1", "pods"] = f"{naming.MANAGED_BY}={naming.MANAGED_BY_VALUE}"
     settings.watching.chunk_size = 500  # page the initial LIST: bounded memory spikes with 10k Tasks
     settings.posting.level = logging.INFO  # only our explicit kopf.event() calls post Events
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubetask.io")
@@ -285,19 +283,12 @@ async def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None
     job = summarize_job(body)
     # The Job is in the index now (or gone): its capacity is counted from there, not reserved.
     controller().memory.release(job.task_uid, job.run)
+    if event.get("type") == "DELETED":
+        controller().memory.job_deleted(job)  # its outcome, for a Task not reconciled yet
     if job.task_uid:
         _enqueue(TaskKey(job.task_uid))
     if not job.running or event.get("type") == "DELETED":
         _enqueue(QueueKey(namespace, job.queue))  # a slot is free
-
-
-@kopf.on.event("", "v1", "pods", labels=MANAGED, registry=registry)
-async def pod_event(labels: kopf.Labels, **kwargs: Any) -> None:
-    views_from(kwargs)
-    metrics.EVENTS.labels("pod").inc()
-    uid = labels.get(naming.LABEL_TASK_UID)
-    if uid:
-        _enqueue(TaskKey(uid))
 
 
 @kopf.on.event(*TASKQUEUES, registry=registry)
@@ -357,3 +348,15 @@ async def _resync(views: Views) -> None:
             _enqueue(TaskKey(uid))
         for namespace, name in list(views.all_queues()):
             _enqueue(QueueKey(namespace, name))
+
+
+async def _check_pending_pods(views: Views) -> None:
+    """Why pods wait (Unschedulable), read every few seconds instead of watching every pod."""
+    while True:
+        await asyncio.sleep(State.settings.pending_pod_check_seconds)
+        try:
+            await controller().check_pending_pods(views)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # reporting, not deciding: the next round tries again
+            log.warning("checking pending pods failed: %s", error)

@@ -121,8 +121,9 @@ def lease_decision(lease: dict[str, Any] | None, identity: str, now: datetime, l
 
 
 def release_spec(spec: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """What a leader writes on a graceful stop: nobody holds it, and a 1 s duration lets even a
-    candidate that still sees the old holder (a stale read) take it over almost at once."""
+    """What a leader writes on a graceful stop: nobody holds it, so a standby takes it on its next
+    try; the 1 s duration is what client-go writes too (its candidates wait out the duration of a
+    record they saw change)."""
     return {**spec, "holderIdentity": "", "leaseDurationSeconds": 1, "renewTime": format_time(now)}
 
 
@@ -381,13 +382,27 @@ async def standby_health(host: str, port: int, elector: Elector, stale_after: fl
 # The whole life of a candidate
 # ---------------------------------------------------------------------------------------------
 
-async def lead(settings: OperatorSettings, operate: Callable[[asyncio.Event], Awaitable[object]]) -> None:
-    """Stand by until this process holds the Lease, then `operate(stop)` (Kopf, stopping when `stop`
-    is set) while renewing it; release it when `operate` returns."""
+async def lead(settings: OperatorSettings, operate: Callable[[], Awaitable[object]]) -> None:
+    """Stand by until this process holds the Lease, then `operate()` (Kopf) while renewing it;
+    release it when `operate` returns (Kopf returns on SIGTERM/SIGINT)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    operating = False
+
+    def resend(sig: signal.Signals) -> None:
+        if operating:
+            os.kill(os.getpid(), sig)
+
+    def on_signal(sig: signal.Signals) -> None:
+        stop.set()
+        if operating:
+            # Only in the moment between Kopf's start and its own signal handlers: hand the
+            # signal on to Kopf. (Not Kopf's stop_flag: its waiter task would outlive a signal
+            # stop and hold every shutdown for 5 s.)
+            loop.call_later(0.2, resend, sig)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)  # until Kopf installs its own; it also watches `stop`
+        loop.add_signal_handler(sig, on_signal, sig)
     timeout = max(1.0, min(5.0, settings.leader_renew_deadline_seconds / 2))
     # A client of its own: renewals never queue behind the controller's writes.
     kube = Kube(Connection.load(), timeout=timeout, max_in_flight=2)
@@ -410,7 +425,11 @@ async def lead(settings: OperatorSettings, operate: Callable[[asyncio.Event], Aw
         LEADER.set(1)
         elector.start()
         if not stop.is_set():
-            await operate(stop)
+            operating = True
+            try:
+                await operate()
+            finally:
+                operating = False
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)  # a second signal while releasing: the default, die

@@ -34,14 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     start_http_server(settings.metrics_port, addr=settings.metrics_host)
     namespaces = settings.namespaces
 
-    async def operate(stop: asyncio.Event | None = None) -> None:
+    async def operate() -> None:
         await kopf.operator(
             registry=handlers.registry,
             standalone=True,  # no Kopf peering: the leader Lease (leader.py) decides who acts
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=f"http://{settings.metrics_host}:{settings.health_port}/healthz",
-            stop_flag=stop,
         )
 
     # Active/standby: Kopf runs only while this process holds the leader Lease.

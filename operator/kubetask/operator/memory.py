@@ -14,6 +14,13 @@ what only this process knows, each part bounded and dropped as soon as it is no 
   cancelled, finished or deleted.
 - **bodies**: the latest full Task body a Task event brought, until a worker reconciles it (the
   work queue holds only keys; the index holds bodies without large parameters).
+- **finished Jobs already deleted**: the last state of a finished Job whose DELETED event came
+  (TTL, a user) before its Task's reconcile ran: the index forgets deleted objects at once, and
+  without this the Task would read "Job gone" instead of the outcome. Dropped when the Task's run
+  is settled or the Task goes.
+- **pending pods**: the Pending pods of unfinished Jobs, from the periodic pending-pod check (the
+  operator does not watch pods: a third of all events). Only for why a pod waits (Unschedulable);
+  replaced wholesale by each check.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+
+from kubetask.operator.status import JobSummary, PodSummary
 
 MAX_REMEMBERED = 20_000
 
@@ -38,10 +47,13 @@ class Memory:
         self._validated: OrderedDict[str, int | None] = OrderedDict()
         self._reservations: dict[tuple[str, int], Reservation] = {}
         self._bodies: dict[str, dict[str, Any]] = {}
+        self._deleted_jobs: dict[tuple[str, int], JobSummary] = {}
+        self._pending_pods: dict[tuple[str, str], tuple[PodSummary, ...]] = {}  # (namespace, Job name) → its Pending pods
 
     def sizes(self) -> dict[str, int]:
         return {"written": len(self._written), "validated": len(self._validated),
-                "reservations": len(self._reservations), "bodies": len(self._bodies)}
+                "reservations": len(self._reservations), "bodies": len(self._bodies), "pending_pods": len(self._pending_pods),
+                "deleted_jobs": len(self._deleted_jobs)}
 
     # -- stale-read guard ----------------------------------------------------------------------
     def freshest(self, task: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +134,29 @@ class Memory:
         """A reconcile of this body failed: keep it for the retry unless a newer one arrived."""
         self._bodies.setdefault(body["metadata"]["uid"], body)
 
+    # -- finished Jobs already deleted ------------------------------------------------------
+    def job_deleted(self, job: JobSummary) -> None:
+        if not job.running and job.task_uid:
+            self._deleted_jobs[(job.task_uid, job.run)] = job
+
+    def deleted_job(self, uid: str, run: int) -> JobSummary | None:
+        return self._deleted_jobs.get((uid, run))
+
+    def settled(self, uid: str, run: int) -> None:
+        """The run is finished and its status written: nothing of it is needed any more."""
+        self._reservations.pop((uid, run), None)
+        self._deleted_jobs.pop((uid, run), None)
+
+    # -- pending pods ------------------------------------------------------------------------
+    def pending_pods(self, namespace: str, job_name: str) -> tuple[PodSummary, ...]:
+        return self._pending_pods.get((namespace, job_name), ())
+
+    def replace_pending_pods(self, found: dict[tuple[str, str], tuple[PodSummary, ...]]) -> set[tuple[str, str]]:
+        """A check's findings replace what was known (it looked everywhere something waits);
+        returns the Jobs whose pending pods changed."""
+        old, self._pending_pods = self._pending_pods, dict(found)
+        return {key for key in old.keys() | found.keys() if old.get(key) != found.get(key)}
+
     # -- a Task is gone --------------------------------------------------------------------------
     def forget_task(self, uid: str) -> None:
         self._written.pop(uid, None)
@@ -129,3 +164,5 @@ class Memory:
         self._bodies.pop(uid, None)
         for key in [k for k in self._reservations if k[0] == uid]:
             del self._reservations[key]
+        for key in [k for k in self._deleted_jobs if k[0] == uid]:
+            del self._deleted_jobs[key]

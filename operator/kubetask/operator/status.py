@@ -52,6 +52,7 @@ class JobSummary:
     reason: str = ""
     message: str = ""
     active: int = 0
+    ready: int = 0  # pods with the Ready condition: the handler is running (no pod watch needed)
     failed: int = 0
     succeeded: int = 0
     start_time: str | None = None
@@ -74,6 +75,7 @@ def summarize_job(body: Mapping[str, Any]) -> JobSummary:
             finished, reason, message = condition["type"], condition.get("reason", ""), condition.get("message", "")
         elif condition["type"] == "FailureTarget" and finished is None:
             failing, reason, message = True, condition.get("reason", ""), condition.get("message", "")
+    uncounted = status.get("uncountedTerminatedPods") or {}
     gpu = 0
     for container in spec.get("template", {}).get("spec", {}).get("containers", []):
         for key, value in (container.get("resources", {}).get("limits") or {}).items():
@@ -83,8 +85,11 @@ def summarize_job(body: Mapping[str, Any]) -> JobSummary:
         name=meta["name"], namespace=meta["namespace"], task_uid=labels.get(naming.LABEL_TASK_UID, ""),
         queue=labels.get(naming.LABEL_QUEUE, ""), run=int(labels.get(naming.LABEL_RUN, "0")), gpu=gpu,
         created=meta.get("creationTimestamp", ""), finished=finished, failing=failing, reason=reason, message=message,
-        active=int(status.get("active") or 0), failed=int(status.get("failed") or 0),
-        succeeded=int(status.get("succeeded") or 0), start_time=status.get("startTime"),
+        # Pods the Job controller saw finish but has not counted yet count already: no flicker
+        # back to "pending" between a pod's end and the Job's Complete.
+        active=int(status.get("active") or 0), ready=int(status.get("ready") or 0),
+        failed=int(status.get("failed") or 0) + len(uncounted.get("failed") or ()),
+        succeeded=int(status.get("succeeded") or 0) + len(uncounted.get("succeeded") or ()), start_time=status.get("startTime"),
         completion_time=status.get("completionTime"),
     )
 
@@ -177,12 +182,17 @@ def observe_run(job: JobSummary, pods: list[PodSummary]) -> Verdict:
         if failure.get("exitCode") is not None:
             explanation += f"; last exit code {failure['exitCode']}"
         return Verdict(Phase.FAILED, reason, explanation, failure=failure, **common)
-    # Still running. A pod that already succeeded reads as running until the Job says Complete
-    # (a moment later): no intermediate status, no extra write.
-    if any((p.phase == "Running" and not p.deleting) or p.phase == "Succeeded" for p in pods):
+    # Still running. What the Job says (ready, failed) is enough; pod facts, where known, add the
+    # exit code or why a pod cannot be scheduled. A pod that already succeeded reads as running
+    # until the Job says Complete (a moment later): no intermediate status, no extra write.
+    running = job.ready > 0 or job.succeeded > 0 or any((p.phase == "Running" and not p.deleting) or p.phase == "Succeeded" for p in pods)
+    if running:
         if last_failed is not None:
             return Verdict(Phase.RUNNING, "Retrying", f"attempt {attempts} running after exit code {last_failed.exit_code}",
                            failure=_failure_from(last_failed, "PodFailed", ""), pod_running=True, **common)
+        if job.failed:
+            return Verdict(Phase.RUNNING, "Retrying", f"attempt {attempts} running after {job.failed} failed attempt(s)",
+                           pod_running=True, **common)
         return Verdict(Phase.RUNNING, "PodRunning", "the handler is running", pod_running=True, **common)
     waiting = [p for p in pods if p.phase == "Pending" and not p.deleting]
     if waiting and waiting[-1].unschedulable:
@@ -190,6 +200,9 @@ def observe_run(job: JobSummary, pods: list[PodSummary]) -> Verdict:
     if last_failed is not None:
         return Verdict(Phase.RUNNING, "Retrying", f"waiting to retry after exit code {last_failed.exit_code} (the Job controller backs off)",
                        failure=_failure_from(last_failed, "PodFailed", ""), **common)
+    if job.failed:
+        return Verdict(Phase.RUNNING, "Retrying", f"waiting to retry after {job.failed} failed attempt(s) (the Job controller backs off)",
+                       **common)
     return Verdict(Phase.RUNNING, "PodPending", "waiting for the handler pod to start", **common)
 
 

@@ -155,14 +155,14 @@ def test_install_upgrade_uninstall_cluster_wide(helm: Helm, kubeconfig: Path, ku
     assert f"port-forward svc/{release}-gateway 8000:8000" in notes
 
     # Every object is there, the pods were admitted under "restricted" and run.
-    for who in ("operator", "gateway"):
+    for who, replicas in (("operator", 2), ("gateway", 1)):  # the operator: one leader, one standby
         deployment = kube.get(core_path("deployments", ns, f"{release}-{who}", group="apps"))
-        assert deployment["status"].get("availableReplicas") == 1, deployment["status"]
+        assert deployment["status"].get("availableReplicas") == replicas, deployment["status"]
         kube.get(core_path("serviceaccounts", ns, f"{release}-{who}"))
         kube.get(core_path("clusterroles", name=f"{release}-{who}", group="rbac.authorization.k8s.io"))
         kube.get(core_path("clusterrolebindings", name=f"{release}-{who}", group="rbac.authorization.k8s.io"))
     pods = kube.get(core_path("pods", ns))["items"]
-    assert sorted(p["status"]["phase"] for p in pods) == ["Running", "Running"]
+    assert sorted(p["status"]["phase"] for p in pods) == ["Running"] * 3
     kube.get(core_path("services", ns, f"{release}-gateway"))
     queue = kube.get(tasks_path(ns, "default", plural="taskqueues"))
     assert queue["spec"]["maxRunning"] == 10
@@ -170,12 +170,16 @@ def test_install_upgrade_uninstall_cluster_wide(helm: Helm, kubeconfig: Path, ku
     crd = kube.get(core_path("customresourcedefinitions", name="tasks.kubetask.io", group="apiextensions.k8s.io", version="v1"))
     assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
-    # RBAC, as the API server answers it: in the release namespace and in any other one.
+    # RBAC, as the API server answers it: in the release namespace (plus the leader Lease) and in any other one.
     operator_sa, gateway_sa = f"{ns}:{release}-operator", f"{ns}:{release}-gateway"
-    for where in (ns, "default"):
-        assert kubectl.allowed_rules(operator_sa, where) == rbac.OPERATOR_NAMESPACED | rbac.OPERATOR_CLUSTER
+    for where, lease in ((ns, rbac.OPERATOR_LEADER_ELECTION), ("default", frozenset())):
+        assert kubectl.allowed_rules(operator_sa, where) == rbac.OPERATOR_NAMESPACED | rbac.OPERATOR_CLUSTER | lease
         assert kubectl.allowed_rules(gateway_sa, where) == rbac.GATEWAY_NAMESPACED | rbac.GATEWAY_CLUSTER
-    check_matrix(kubectl, operator_sa, "default", rbac.OPERATOR_NAMESPACED | rbac.OPERATOR_CLUSTER, rbac.ALWAYS_DENIED + rbac.OPERATOR_DENIED)
+    check_matrix(kubectl, operator_sa, "default", rbac.OPERATOR_NAMESPACED | rbac.OPERATOR_CLUSTER,
+                 rbac.ALWAYS_DENIED + rbac.OPERATOR_DENIED + sorted(rbac.OPERATOR_LEADER_ELECTION))
+    check_matrix(kubectl, operator_sa, ns, rbac.OPERATOR_NAMESPACED | rbac.OPERATOR_CLUSTER | rbac.OPERATOR_LEADER_ELECTION,
+                 rbac.ALWAYS_DENIED + rbac.OPERATOR_DENIED + [("coordination.k8s.io", "leases", "patch"),
+                                                              ("coordination.k8s.io", "leases", "delete")])
     check_matrix(kubectl, gateway_sa, "default", rbac.GATEWAY_NAMESPACED | rbac.GATEWAY_CLUSTER, rbac.ALWAYS_DENIED + rbac.GATEWAY_DENIED)
 
     # Upgrade with other values: patched in place, removed, added.
@@ -192,7 +196,7 @@ def test_install_upgrade_uninstall_cluster_wide(helm: Helm, kubeconfig: Path, ku
     env = {e["name"]: e.get("value") for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["KUBETASK_LOG_LEVEL"] == "DEBUG"
     new_rs = {r["metadata"]["name"] for r in kube.get(core_path("replicasets", ns, group="apps"))["items"]} - old_rs
-    assert len(new_rs) == 1, "the operator rolled out once (Recreate)"
+    assert len(new_rs) == 1, "the operator rolled out once (RollingUpdate)"
     names = sorted(t["metadata"]["name"] for t in kube.get(tasks_path(ns, plural="tasktypes"))["items"])
     assert names == ["cpu-burn", "echo", "flaky", "gpu-matmul", "progress"]
     kube.get(core_path("services", ns, f"{release}-operator-metrics"))
@@ -231,9 +235,10 @@ def test_watch_namespaces_only(helm: Helm, kubeconfig: Path, kube: KubeSync, kub
         assert kubectl.allowed_rules(f"{ns}:kubetask-handler", ns) == rbac.HANDLER_NAMESPACED
         assert kube.get(tasks_path(ns, "default", plural="taskqueues"))["spec"]["maxRunning"] == 10
         assert [t["metadata"]["name"] for t in kube.get(tasks_path(ns, plural="tasktypes"))["items"]] == ["echo"]
-    # Outside the watched namespaces (the release's own included) only the cluster-scoped rules hold.
-    for ns in (other, namespace):
-        assert kubectl.allowed_rules(operator_sa, ns) == rbac.OPERATOR_CLUSTER
+    # Outside the watched namespaces only the cluster-scoped rules hold; in the release's own, the
+    # operator may also use its leader Lease.
+    for ns, lease in ((other, frozenset()), (namespace, rbac.OPERATOR_LEADER_ELECTION)):
+        assert kubectl.allowed_rules(operator_sa, ns) == rbac.OPERATOR_CLUSTER | lease
         assert kubectl.allowed_rules(gateway_sa, ns) == rbac.GATEWAY_CLUSTER
     assert kubectl.allowed_rules(f"{team_a}:kubetask-handler", team_b) == frozenset()
     check_matrix(kubectl, operator_sa, team_a, rbac.OPERATOR_NAMESPACED | rbac.OPERATOR_CLUSTER, rbac.ALWAYS_DENIED + rbac.OPERATOR_DENIED)
