@@ -20,7 +20,7 @@ def _expand(rules: list[tuple[str, str, list[str]]]) -> frozenset[Rule]:
 READ = ["get", "list", "watch"]
 
 # The operator: reads Tasks (never writes their spec), writes only status; one Job per run
-# (created, deleted on cancel); reads handler pods; posts Events (Kopf).
+# (created, deleted on cancel); lists handler pods (never watches them); posts Events (Kopf).
 OPERATOR_NAMESPACED = _expand([
     ("kubetask.io", "tasks", READ),
     ("kubetask.io", "tasks/status", ["get", "patch"]),
@@ -28,7 +28,7 @@ OPERATOR_NAMESPACED = _expand([
     ("kubetask.io", "taskqueues", READ),
     ("kubetask.io", "taskqueues/status", ["get", "patch"]),
     ("batch", "jobs", [*READ, "create", "delete"]),
-    ("", "pods", READ),
+    ("", "pods", ["list"]),
     ("", "events", ["create", "patch"]),
 ])
 # Kopf discovers resources from CRDs and lists namespaces (in namespaced mode, to learn which of

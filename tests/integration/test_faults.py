@@ -6,68 +6,20 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from harness import OperatorProcess, localcluster, wait_for
-from kt import TERMINAL, apply_queue, apply_tasktype, create_task, get_task, jobs_of, one_job_per_task, sim, wait_phase
-from kubetask.kube import ApiError, Connection, KubeSync, core_path, tasks_path
+from kt import apply_queue, apply_tasktype, create_task, get_task, jobs_of, one_job_per_task, sim, wait_phase
+from kubetask.kube import ApiError, KubeSync, core_path, tasks_path
+from recorders import PhaseRecorder
 
 pytestmark = pytest.mark.usefixtures("operator")
 BURST = int(os.environ.get("KUBETASK_SOAK_TASKS", "200"))
-
-
-class PhaseRecorder:
-    """Watches a namespace's Tasks and records every phase each one shows, in order."""
-
-    def __init__(self, kubeconfig: Path, namespace: str) -> None:
-        self.kube = KubeSync(Connection.from_kubeconfig(kubeconfig))
-        self.namespace = namespace
-        self.phases: dict[str, list[tuple[int, str]]] = defaultdict(list)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> PhaseRecorder:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        version = None
-        while not self._stop.is_set():
-            try:
-                for event in self.kube.watch(tasks_path(self.namespace), resource_version=version, timeout_seconds=5):
-                    obj = event["object"]
-                    version = obj["metadata"].get("resourceVersion", version)
-                    status = obj.get("status") or {}
-                    if event["type"] in ("ADDED", "MODIFIED") and status.get("phase"):
-                        seq = self.phases[obj["metadata"]["name"]]
-                        entry = (int(status.get("run", 0)), status["phase"])
-                        if not seq or seq[-1] != entry:
-                            seq.append(entry)
-                    if self._stop.is_set():
-                        return
-            except Exception:  # API server restarts: resume from the last version
-                time.sleep(0.2)
-                if version is not None:
-                    version = None  # the version may be too old after a restart; a fresh watch re-lists
-
-    def backwards(self) -> dict[str, list[tuple[int, str]]]:
-        """Tasks whose phase left a terminal phase within the same run."""
-        bad = {}
-        for name, seq in self.phases.items():
-            for (run_a, a), (run_b, b) in zip(seq, seq[1:]):
-                if run_a == run_b and a in TERMINAL and b != a:
-                    bad[name] = seq
-        return bad
 
 
 def all_terminal(kube: KubeSync, namespace: str, names: list[str]) -> dict[str, int]:
@@ -106,7 +58,9 @@ def test_operator_killed_repeatedly_during_a_burst(kube: KubeSync, namespace: st
 
 def test_two_operators_at_once_create_no_duplicate_jobs(kube: KubeSync, namespace: str, kubeconfig: Path,
                                                         tmp_path: Path) -> None:
-    second = OperatorProcess(kubeconfig, tmp_path)
+    # Leader election off for the second one: both act at once (as two processes would whose
+    # Lease timing went wrong), and deterministic Job names still keep it to one Job per Task.
+    second = OperatorProcess(kubeconfig, tmp_path, extra_env={"KUBETASK_LEADER_ELECTION": "false"})
     second.start()
     try:
         apply_tasktype(kube, namespace, "sim")

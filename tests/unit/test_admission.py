@@ -80,3 +80,25 @@ def test_every_reservation_of_a_deleted_task_is_released() -> None:
     assert [key for key, _ in memory.reserved_in("ns", "q")] == [("uid-2", 0)]
     memory.release("uid-2", 0)
     assert memory.reserved_in("ns", "q") == [] and memory.sizes()["reservations"] == 0
+
+
+def test_pending_pod_facts_are_replaced_wholesale_and_changes_reported() -> None:
+    from kubetask.operator.status import PodSummary
+    memory = Memory()
+    stuck = (PodSummary("p", "t", "Pending", unschedulable="0/5 nodes are available", job_name="j"),)
+    assert memory.replace_pending_pods({("ns", "j"): stuck}) == {("ns", "j")}
+    assert memory.pending_pods("ns", "j") == stuck
+    assert memory.replace_pending_pods({("ns", "j"): stuck}) == set()  # nothing changed: no reconcile asked for
+    assert memory.replace_pending_pods({}) == {("ns", "j")}  # it runs now (or is gone): forgotten
+    assert memory.pending_pods("ns", "j") == ()
+
+
+def test_a_finished_job_deleted_before_its_task_was_reconciled_keeps_its_outcome_until_settled() -> None:
+    from kubetask.operator.status import JobSummary
+    memory = Memory()
+    done = JobSummary("j", "ns", "uid-1", "q", 0, 0, "t", finished="Complete", succeeded=1)
+    memory.job_deleted(done)
+    memory.job_deleted(JobSummary("k", "ns", "uid-2", "q", 0, 0, "t"))  # deleted while running: nothing to keep
+    assert memory.deleted_job("uid-1", 0) == done and memory.deleted_job("uid-2", 0) is None
+    memory.settled("uid-1", 0)
+    assert memory.deleted_job("uid-1", 0) is None and memory.sizes()["deleted_jobs"] == 0

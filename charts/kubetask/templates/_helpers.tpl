@@ -131,10 +131,11 @@ meta.helm.sh/release-namespace: {{ .Release.Namespace }}
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, delete]
-# Handler pods are read for exit codes, termination messages and scheduling problems.
+# Handler pods are listed, never watched: a finished Job's pods once (result, exit code), and
+# Pending pods while a Job has no ready pod (scheduling problems).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
+  verbs: [list]
 # Kopf posts v1 Events on Tasks.
 - apiGroups: [""]
   resources: [events]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -147,7 +147,7 @@ class Controller:
     async def reconcile_task(self, uid: str, views: Views) -> None:
         body = self.memory.take_body(uid)
         full = body is not None
-        task = body if body is not None else views.task_by_uid(uid)
+        task = plain(body) if body is not None else views.task_by_uid(uid)
         if task is None:
             return  # finished (no longer indexed) or deleted
         try:
@@ -507,7 +507,10 @@ class Controller:
         Job with no ready pod: a third fewer watch events per Task than watching every pod, for
         one read per namespace per interval while something waits."""
         jobs = {(j.namespace, j.name): j for j in views.all_running_jobs()}
-        namespaces = {ns for (ns, _), j in jobs.items() if j.ready == 0}
+        # Only Jobs waiting longer than one interval: a young Job's pod is normally just starting,
+        # and a burst of new Jobs would otherwise mean LISTing thousands of pods for nothing.
+        settled_before = now().timestamp() - self.settings.pending_pod_check_seconds
+        namespaces = {ns for (ns, _), j in jobs.items() if j.ready == 0 and _epoch(j.created) <= settled_before}
         found: dict[tuple[str, str], tuple[PodSummary, ...]] = {}
         for namespace in sorted(namespaces):
             listed = await self.kube.get(core_path("pods", namespace), labelSelector=f"{MANAGED_BY}={MANAGED_BY_VALUE}",
@@ -548,3 +551,24 @@ class Controller:
 def _ready_reason(status: dict[str, Any]) -> str | None:
     ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), None)
     return ready.get("reason") if ready else None
+
+
+def _epoch(timestamp: str) -> float:
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def plain(body: Any) -> dict[str, Any]:
+    """A deep copy as plain dicts and lists: Kopf's bodies are read-only views, and the pure
+    functions (and the status we build from them) take plain data."""
+    return {key: copy_value(value) for key, value in body.items()}
+
+
+def copy_value(value: Any) -> Any:
+    if isinstance(value, Mapping) or hasattr(value, "items"):
+        return {k: copy_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_value(v) for v in value]
+    return value

@@ -23,7 +23,7 @@ from kubetask.kube import ApiError, Connection, Kube
 from kubetask.operator import metrics, naming
 from kubetask.operator.config import OperatorSettings
 from kubetask.operator.controller import (PARAMETERS_OMITTED, Controller, JobCreatesRefused, Key, QueueKey, QueueSpec, TaskKey,
-                                          Views)
+                                          Views, copy_value, plain)
 from kubetask.operator.decide import TERMINAL
 from kubetask.operator.workqueue import WorkQueue, run_workers
 from kubetask.operator.status import JobSummary, summarize_job
@@ -51,19 +51,6 @@ class State:
     background: list[asyncio.Task[None]] = []
 
 
-def plain(body: Any) -> dict[str, Any]:
-    """Kopf bodies are read-only views; the pure functions take plain dicts."""
-    return {key: _copy(value) for key, value in body.items()}
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
 # ---------------------------------------------------------------------------------------------
 # Indexes (memory: summaries only; parameters and results are never held)
 #
@@ -80,13 +67,13 @@ async def unfinished_tasks(body: kopf.Body, namespace: str | None, uid: str, **_
         # body (admitted again, counted as Queued, held in memory forever).
         return {}
     # Small parameters stay in memory (no re-fetch at admission); large ones are fetched then.
-    small = parameters_size(_copy(spec.get("parameters") or {})) <= INDEXED_PARAMETERS_BYTES
+    small = parameters_size(copy_value(spec.get("parameters") or {})) <= INDEXED_PARAMETERS_BYTES
     slim = {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
-        "metadata": {k: _copy(body["metadata"].get(k)) for k in ("name", "namespace", "uid", "generation", "resourceVersion", "creationTimestamp", "annotations")},
-        "spec": {k: _copy(v) for k, v in spec.items() if k != "parameters" or small},
-        "status": {k: _copy(v) for k, v in status.items() if k != "result"},
+        "metadata": {k: copy_value(body["metadata"].get(k)) for k in ("name", "namespace", "uid", "generation", "resourceVersion", "creationTimestamp", "annotations")},
+        "spec": {k: copy_value(v) for k, v in spec.items() if k != "parameters" or small},
+        "status": {k: copy_value(v) for k, v in status.items() if k != "result"},
     }
     if not small:
         slim[PARAMETERS_OMITTED] = True
@@ -261,7 +248,9 @@ async def task_event(event: kopf.RawEvent, body: kopf.Body, uid: str, **kwargs: 
         return
     if _settled(body, views):
         return
-    memory.put_body(plain(body))  # the latest full body, for the worker (the key is all the queue holds)
+    # The latest full body, for the worker (the key is all the queue holds). Kopf's body is a
+    # read-only view; the worker copies it once per reconcile, not once per event.
+    memory.put_body(body)
     _enqueue(TaskKey(uid))
 
 

@@ -26,6 +26,7 @@ what only this process knows, each part bounded and dropped as soon as it is no 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +47,7 @@ class Memory:
         self._written: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
         self._validated: OrderedDict[str, int | None] = OrderedDict()
         self._reservations: dict[tuple[str, int], Reservation] = {}
-        self._bodies: dict[str, dict[str, Any]] = {}
+        self._bodies: dict[str, Mapping[str, Any]] = {}
         self._deleted_jobs: dict[tuple[str, int], JobSummary] = {}
         self._pending_pods: dict[tuple[str, str], tuple[PodSummary, ...]] = {}  # (namespace, Job name) → its Pending pods
 
@@ -124,13 +125,13 @@ class Memory:
         return [(key, r) for key, r in self._reservations.items() if r.namespace == namespace and r.queue == queue]
 
     # -- bodies waiting for a worker ----------------------------------------------------------
-    def put_body(self, body: dict[str, Any]) -> None:
+    def put_body(self, body: Mapping[str, Any]) -> None:
         self._bodies[body["metadata"]["uid"]] = body
 
-    def take_body(self, uid: str) -> dict[str, Any] | None:
+    def take_body(self, uid: str) -> Mapping[str, Any] | None:
         return self._bodies.pop(uid, None)
 
-    def restore_body(self, body: dict[str, Any]) -> None:
+    def restore_body(self, body: Mapping[str, Any]) -> None:
         """A reconcile of this body failed: keep it for the retry unless a newer one arrived."""
         self._bodies.setdefault(body["metadata"]["uid"], body)
 

@@ -163,7 +163,9 @@ def observe_run(job: JobSummary, pods: list[PodSummary]) -> Verdict:
     last_failed = failed_pods[-1] if failed_pods else None
     # The Job starts its first pod at once: a Job that exists is at least one attempt (one write saved).
     attempts = max(1, job.active + job.failed + job.succeeded, len(pods))
-    common: _RunFacts = {"attempts": attempts, "job_name": job.name, "start_time": job.start_time or job.created}
+    # startTime is when the Task was admitted, i.e. its Job created: stable from the Job's first
+    # event on (the Job controller's own status.startTime comes an event later: a write saved).
+    common: _RunFacts = {"attempts": attempts, "job_name": job.name, "start_time": job.created or job.start_time}
     if job.finished == "Complete":
         succeeded = [p for p in pods if p.phase == "Succeeded"]
         result = parse_result(succeeded[-1].message) if succeeded else None

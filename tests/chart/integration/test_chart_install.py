@@ -267,7 +267,7 @@ def fresh_cluster(bin_dir: Path) -> Iterator[Path]:
     path = Path(cluster.up())
     try:
         subprocess.run([str(bin_dir / "kubectl"), "--kubeconfig", str(path), "delete", "-f", str(REPO / "crds"), "--wait"],
-                       check=True, capture_output=True, timeout=60)
+                       check=True, capture_output=True, timeout=180)  # a loaded machine has taken over 60 s here
         yield path
     finally:
         cluster.down()
