@@ -95,3 +95,18 @@ async def test_an_earlier_retry_is_not_pushed_later() -> None:
     queue.add_after("k", 5.0)
     await asyncio.sleep(0.05)
     assert len(queue) == 1
+
+
+async def test_urgent_keys_run_first_and_an_upgrade_leaves_no_second_run() -> None:
+    queue: WorkQueue[str] = WorkQueue()
+    for name in ("new-1", "new-2", "finished", "new-3"):
+        queue.add(name)
+    queue.add("finished", urgent=True)  # already queued: moves to the urgent lane
+    queue.add("done-job", urgent=True)
+    order = [await queue.get() for _ in range(5)]
+    assert order[:2] == ["finished", "done-job"] and order[2:] == ["new-1", "new-2", "new-3"]
+    assert len(queue) == 0
+    for key in order:
+        queue.done(key)
+    queue.add("x")
+    assert await asyncio.wait_for(queue.get(), 1) == "x"  # the stale entry of "finished" was skipped, not returned

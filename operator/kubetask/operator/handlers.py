@@ -232,8 +232,8 @@ async def _publish_queue_status() -> None:
 # loses nothing); the workers reconcile, and retry what fails.
 # ---------------------------------------------------------------------------------------------
 
-def _enqueue(key: Key) -> None:
-    State.work.add(key)
+def _enqueue(key: Key, urgent: bool = False) -> None:
+    State.work.add(key, urgent)
 
 
 @kopf.on.event(*TASKS, registry=registry)
@@ -274,10 +274,13 @@ async def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None
     controller().memory.release(job.task_uid, job.run)
     if event.get("type") == "DELETED":
         controller().memory.job_deleted(job)  # its outcome, for a Task not reconciled yet
+    finished = not job.running or event.get("type") == "DELETED"
+    # A finished Job goes first: its Task's outcome, and the slot it frees, should not wait behind
+    # a burst of new Tasks.
     if job.task_uid:
-        _enqueue(TaskKey(job.task_uid))
-    if not job.running or event.get("type") == "DELETED":
-        _enqueue(QueueKey(namespace, job.queue))  # a slot is free
+        _enqueue(TaskKey(job.task_uid), urgent=finished)
+    if finished:
+        _enqueue(QueueKey(namespace, job.queue), urgent=True)
 
 
 @kopf.on.event(*TASKQUEUES, registry=registry)

@@ -165,7 +165,7 @@ def observe_run(job: JobSummary, pods: list[PodSummary]) -> Verdict:
     attempts = max(1, job.active + job.failed + job.succeeded, len(pods))
     # startTime is when the Task was admitted, i.e. its Job created: stable from the Job's first
     # event on (the Job controller's own status.startTime comes an event later: a write saved).
-    common: _RunFacts = {"attempts": attempts, "job_name": job.name, "start_time": job.created or job.start_time}
+    common: _RunFacts = {"attempts": attempts, "job_name": job.name, "start_time": job.created or job.start_time or ""}
     if job.finished == "Complete":
         succeeded = [p for p in pods if p.phase == "Succeeded"]
         result = parse_result(succeeded[-1].message) if succeeded else None

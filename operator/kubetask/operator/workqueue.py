@@ -10,6 +10,8 @@ semantics of client-go's workqueue (which controller-runtime builds on):
 - A key is processed by at most one worker at a time. A key added while it is being processed is
   queued again once that run ends, so no event is lost and no two runs of one key overlap (this
   is what serializes admission per queue).
+- Two lanes: a key added as `urgent` (a Job that finished: a result to record, a slot to
+  refill) runs before the others, so a burst of new Tasks does not delay finished ones' status.
 - A failed key is retried after a per-key exponential backoff with jitter (base doubling up to a
   cap, like `ItemExponentialFailureRateLimiter`); success forgets the failures. An `add` while a
   retry is pending runs the key at once: fresh news beats waiting.
@@ -21,11 +23,13 @@ per-key backoff), so it is written here, small and unit-tested.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import random
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
+URGENT, NORMAL = 0, 1
 
 
 def backoff_delay(failures: int, base: float, cap: float, jitter: float) -> float:
@@ -46,14 +50,18 @@ class WorkQueue(Generic[K]):
         self.base_delay = base_delay
         self.max_delay = max_delay
         self._jitter = jitter
-        self._queue: asyncio.Queue[K] = asyncio.Queue()  # each key at most once (see _dirty)
-        self._dirty: set[K] = set()  # queued, or to be queued again when its current run ends
+        # A heap of (lane, sequence, key); each entry comes with one token in _tokens. An entry
+        # whose key was re-queued in a better lane is stale and skipped when popped.
+        self._heap: list[tuple[int, int, K]] = []
+        self._tokens: asyncio.Queue[None] = asyncio.Queue()
+        self._sequence = 0
+        self._dirty: dict[K, int] = {}  # queued (or to be queued again when its run ends) → its lane
         self._processing: set[K] = set()
         self._failures: dict[K, int] = {}
         self._timers: dict[K, asyncio.TimerHandle] = {}
 
     def __len__(self) -> int:
-        return self._queue.qsize()
+        return len(self._dirty) - sum(1 for key in self._processing if key in self._dirty)
 
     @property
     def waiting_retry(self) -> int:
@@ -62,16 +70,22 @@ class WorkQueue(Generic[K]):
     def failures(self, key: K) -> int:
         return self._failures.get(key, 0)
 
-    def add(self, key: K) -> None:
+    def add(self, key: K, urgent: bool = False) -> None:
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
-        if key in self._dirty:
+        lane = URGENT if urgent else NORMAL
+        if key in self._dirty and self._dirty[key] <= lane:
             return
-        self._dirty.add(key)
+        self._dirty[key] = lane
         if key in self._processing:
             return  # queued again by done()
-        self._queue.put_nowait(key)
+        self._push(key, lane)
+
+    def _push(self, key: K, lane: int) -> None:
+        self._sequence += 1
+        heapq.heappush(self._heap, (lane, self._sequence, key))
+        self._tokens.put_nowait(None)
 
     def add_after(self, key: K, delay: float) -> None:
         """Add the key after `delay` seconds; an earlier pending add of the same key wins."""
@@ -107,15 +121,19 @@ class WorkQueue(Generic[K]):
         self._failures.pop(key, None)
 
     async def get(self) -> K:
-        key = await self._queue.get()
-        self._dirty.discard(key)
-        self._processing.add(key)
-        return key
+        while True:
+            await self._tokens.get()
+            lane, _, key = heapq.heappop(self._heap)
+            if self._dirty.get(key) != lane or key in self._processing:
+                continue  # stale: the key moved to the urgent lane, or already runs
+            del self._dirty[key]
+            self._processing.add(key)
+            return key
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
         if key in self._dirty:
-            self._queue.put_nowait(key)
+            self._push(key, self._dirty[key])
 
     def _fire(self, key: K) -> None:
         self._timers.pop(key, None)

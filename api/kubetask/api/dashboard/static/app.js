@@ -325,7 +325,7 @@
       h('td', { class: 'name' }, h('a', { href: `#/tasks/${encodeURIComponent(t.name)}`, text: t.name })),
       h('td', { text: typeOf(t) }),
       h('td', { text: queueOf(t) || '—' }),
-      h('td', {}, badge(phase, phase !== t.phase ? 'rerun' : null)),
+      h('td', { title: whyReason(t) || null }, badge(phase, phase !== t.phase ? 'rerun' : null), whyReason(t) === 'JobCreateRefused' ? h('span', { class: 'muted small', text: ' refused, retrying' }) : null),
       h('td', { class: 'progress', title: message || null }, percent === null ? h('span', { class: 'muted', text: '—' }) : [bar(percent), h('span', { class: 'pct', text: percent + '%' })]),
       h('td', { class: 'num', title: abs(t.creationTimestamp), text: ago(t.creationTimestamp) }),
       h('td', { class: 'num', text: duration(t) }));
@@ -600,6 +600,13 @@
   }
 
   // --- one task -------------------------------------------------------------------------------
+
+  // Why the Task stands where it stands (the Ready condition's reason: WaitingForCapacity,
+  // JobCreateRefused, PodRunning, BackoffLimitExceeded, ...), as `kubectl get tasks` shows it.
+  function whyReason(t) {
+    const ready = (t.conditions || []).find((c) => c.type === 'Ready');
+    return ready ? ready.reason : '';
+  }
 
   function finishedReason(t) {
     const done = (t.conditions || []).find((c) => c.type === 'Finished' && c.status === 'True');
