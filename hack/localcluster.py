@@ -182,7 +182,7 @@ class LocalCluster:
                                capture_output=True, text=True, timeout=20)
         return probe.returncode == 0
 
-    def up(self) -> Path:
+    def up(self, install_crds: bool = True) -> Path:
         bin_dir = self.binaries()
         if self.is_running():
             self._log(f"cluster {self.name!r} already running")
@@ -208,10 +208,11 @@ class LocalCluster:
             self._report_failure(f"creating the fake nodes failed:\n{applied.stderr}")
         self._wait(kubectl, ["wait", "--for=condition=Ready", "node", "--all", "--timeout=60s"], "nodes Ready", env)
         self._wait(kubectl, ["get", "serviceaccount", "default", "-n", "default"], "the default ServiceAccount", env, retries=60)
-        crds = subprocess.run([*kubectl, "apply", "--server-side", "-f", str(REPO / "crds")], capture_output=True, text=True, env=env)
-        if crds.returncode != 0:
-            self._report_failure(f"installing the CRDs failed:\n{crds.stderr}")
-        self._wait(kubectl, ["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"], "CRDs established", env)
+        if install_crds:
+            crds = subprocess.run([*kubectl, "apply", "--server-side", "-f", str(REPO / "crds")], capture_output=True, text=True, env=env)
+            if crds.returncode != 0:
+                self._report_failure(f"installing the CRDs failed:\n{crds.stderr}")
+            self._wait(kubectl, ["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"], "CRDs established", env)
         self._log(f"cluster {self.name!r} ready in {time.monotonic() - started:.1f}s")
         return self.kubeconfig
 
