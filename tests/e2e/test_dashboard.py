@@ -162,7 +162,9 @@ def chromium() -> str:
 
 @pytest.fixture
 def browser(chromium: str) -> Iterator[Browser]:
-    with tempfile.TemporaryDirectory(prefix="kubetask-chromium-") as workdir:
+    # Chromium's helper processes can still write to the profile for a moment after the browser
+    # exits; a leftover file there is no test failure.
+    with tempfile.TemporaryDirectory(prefix="kubetask-chromium-", ignore_cleanup_errors=True) as workdir:
         session = Browser(chromium, Path(workdir))
         try:
             yield session
