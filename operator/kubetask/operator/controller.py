@@ -28,12 +28,12 @@ from kubetask.operator.admission import Candidate, QueueState, admit
 from kubetask.operator.config import OperatorSettings
 from kubetask.operator.decide import (TERMINAL, Decision, Need, Refusal, TaskFacts, accepted_before, base_status,
                                       classify_refusal, current_run, decide, desired_status, invalid_verdict,
-                                      moves_backwards, needs_write, refused_verdict, settled)
+                                      moves_backwards, refused_verdict, settled)
 from kubetask.operator.jobs import build_job
 from kubetask.operator.memory import Memory, Reservation
 from kubetask.operator.naming import MANAGED_BY, MANAGED_BY_VALUE
 from kubetask.operator.resolve import effective_queue, resolve
-from kubetask.operator.status import JobSummary, PodSummary, Verdict, summarize_pod
+from kubetask.operator.status import JobSummary, PodSummary, Verdict, status_changed, summarize_pod
 from kubetask.resources.models import Phase
 
 log = logging.getLogger("kubetask.operator")
@@ -265,7 +265,7 @@ class Controller:
         run = current_run(task["spec"])
         desired = desired_status(decision, generation=meta.get("generation"), run=run, now=now())
         current = task.get("status") or {}
-        if not needs_write(current, desired):
+        if not status_changed(current, desired):
             return
         if moves_backwards(current, desired):
             log.error("task %s/%s: refusing to move %s back to %s (%s)", meta["namespace"], meta["name"], current.get("phase"),
@@ -538,7 +538,7 @@ class Controller:
                    "observedGeneration": queue.generation}
         metrics.QUEUE_PENDING.labels(namespace, name).set(pending)
         metrics.QUEUE_RUNNING.labels(namespace, name).set(len(running))
-        if not needs_write(queue.status, desired):
+        if not status_changed(queue.status, desired):
             return
         try:
             await self.kube.patch(tasks_path(namespace, name, plural="taskqueues", subresource="status"), {"status": desired})

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from kubetask.operator.status import JobSummary, PodSummary, Verdict, observe_run, status_changed, task_status
+from kubetask.operator.resolve import describe
+from kubetask.operator.status import JobSummary, PodSummary, Verdict, observe_run, task_status
 from kubetask.resources.models import Phase
 from kubetask.resources.validation import Problem
 
@@ -104,10 +105,6 @@ def base_status(spec: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
     return status if status.get("run", 0) == current_run(spec) else archive_run(status)
 
 
-def describe(problems: tuple[Problem, ...] | list[Problem]) -> str:
-    return "; ".join(f"{p.field}: {p.message}" for p in problems)
-
-
 def invalid_verdict(problems: tuple[Problem, ...] | list[Problem]) -> Verdict:
     message = describe(problems)
     return Verdict(Phase.FAILED, problems[0].reason, message, failure={"reason": problems[0].reason, "message": message})
@@ -173,10 +170,6 @@ def desired_status(decision: Decision, *, generation: int | None, run: int, now:
     if "progress" in decision.base and decision.base["progress"] is None:
         desired["progress"] = None  # a rerun clears the last run's progress
     return desired
-
-
-def needs_write(current: dict[str, Any], desired: dict[str, Any]) -> bool:
-    return status_changed(current, desired)
 
 
 def moves_backwards(current: dict[str, Any], desired: dict[str, Any]) -> bool:

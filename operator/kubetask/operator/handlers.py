@@ -24,7 +24,7 @@ from kubetask.operator import metrics, naming
 from kubetask.operator.config import OperatorSettings
 from kubetask.operator.controller import (PARAMETERS_OMITTED, Controller, JobCreatesRefused, Key, QueueKey, QueueSpec, TaskKey,
                                           Views, copy_value, plain)
-from kubetask.operator.decide import TERMINAL
+from kubetask.operator.decide import settled
 from kubetask.operator.workqueue import WorkQueue, run_workers
 from kubetask.operator.status import JobSummary, summarize_job
 from kubetask.resources.models import GROUP, VERSION
@@ -61,7 +61,7 @@ class State:
 @kopf.index(*TASKS, registry=registry)
 async def unfinished_tasks(body: kopf.Body, namespace: str | None, uid: str, **_: Any) -> dict[Any, dict[str, Any]]:
     spec, status = body.get("spec", {}), body.get("status") or {}
-    if status.get("run", 0) == spec.get("rerun", 0) and status.get("phase") in TERMINAL:
+    if settled(spec, status):
         # An empty mapping, not None: Kopf keeps an object's previous entries when its index
         # function returns None, so a finished Task would stay indexed with its last unfinished
         # body (admitted again, counted as Queued, held in memory forever).
@@ -257,8 +257,7 @@ async def task_event(event: kopf.RawEvent, body: kopf.Body, uid: str, **kwargs: 
 def _settled(body: kopf.Body, views: Views) -> bool:
     """Finished for its current run, with no Job left to stop: nothing to do, so skip copying the
     body. A restart lists every finished Task; this keeps each to Kopf's own per-object cost."""
-    spec, status = body.get("spec", {}), body.get("status") or {}
-    if status.get("run", 0) != spec.get("rerun", 0) or status.get("phase") not in TERMINAL:
+    if not settled(body.get("spec", {}), body.get("status") or {}):
         return False
     return not any(job.running for job in views.jobs_of_task(body["metadata"]["uid"]))
 

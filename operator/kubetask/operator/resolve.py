@@ -5,6 +5,7 @@ Pure: the operator calls it on every reconcile, the gateway before it creates an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,5 +83,5 @@ def resolve(task_spec: dict[str, Any], tasktype_spec: dict[str, Any], default_qu
     return (None if problems else effective), problems
 
 
-def describe(problems: list[Problem]) -> str:
+def describe(problems: Sequence[Problem]) -> str:
     return "; ".join(f"{p.field}: {p.message}" for p in problems)
