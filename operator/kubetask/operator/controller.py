@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import httpx
 import kopf
@@ -32,6 +32,7 @@ from kubetask.operator.decide import (TERMINAL, Decision, Need, Refusal, TaskFac
 from kubetask.operator.jobs import build_job
 from kubetask.operator.memory import Memory, Reservation
 from kubetask.operator.naming import MANAGED_BY, MANAGED_BY_VALUE
+from kubetask.operator.records import FinishedTask, ScheduledTask
 from kubetask.operator.resolve import effective_queue, resolve
 from kubetask.operator.status import JobSummary, PodSummary, Verdict, status_changed, summarize_pod
 from kubetask.resources.models import Phase
@@ -54,7 +55,13 @@ class QueueKey:
     name: str
 
 
-Key = TaskKey | QueueKey
+@dataclass(frozen=True)
+class ScheduleKey:
+    namespace: str
+    name: str
+
+
+Key = TaskKey | QueueKey | ScheduleKey
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class QueueSpec:
     paused: bool
     generation: int | None
     status: dict[str, Any]
+    retention_seconds: int | None = None  # spec.retentionSeconds: the default retention of its finished Tasks
 
 
 @dataclass
@@ -79,6 +87,15 @@ class Views:
     tasktype: Callable[[str, str], dict[str, Any] | None]  # (namespace, name) → TaskType spec
     queue: Callable[[str, str], QueueSpec | None]  # (namespace, name) → TaskQueue
     all_queues: Callable[[], Iterable[tuple[str, str]]]  # every TaskQueue (namespace, name)
+    finished_tasks: Callable[[], Iterable[FinishedTask]] = lambda: ()  # every finished Task (retention)
+    queue_starts: Callable[[str, str], Iterable[FinishedTask]] = lambda ns, q: ()  # (namespace, queue) → finished Tasks that started
+    schedule: Callable[[str, str], dict[str, Any] | None] = lambda ns, name: None  # (namespace, name) → TaskSchedule body
+    schedule_tasks: Callable[[str, str], Iterable[ScheduledTask]] = lambda ns, name: ()  # (namespace, schedule) → its Tasks
+    all_schedules: Callable[[], Iterable[tuple[str, str]]] = lambda: ()  # every TaskSchedule (namespace, name)
+
+
+class ScheduleReconciler(Protocol):
+    async def reconcile(self, key: ScheduleKey, views: Views) -> None: ...
 
 
 class JobCreatesRefused(Exception):
@@ -134,12 +151,15 @@ class Controller:
         # A Task's status is written by its own key's worker and by its queue's (Queued, Started,
         # refused): the per-Task lock keeps those two from interleaving.
         self._task_locks = KeyedLocks()
+        self.schedules: ScheduleReconciler | None = None  # the TaskSchedule side (schedule_controller.py)
 
     async def process(self, key: Key, views: Views) -> None:
         if isinstance(key, TaskKey):
             await self.reconcile_task(key.uid, views)
-        else:
+        elif isinstance(key, QueueKey):
             await self.admit_queue(key.namespace, key.name, views)
+        elif self.schedules is not None:
+            await self.schedules.reconcile(key, views)
 
     # ---------------------------------------------------------------------------------------
     # One Task

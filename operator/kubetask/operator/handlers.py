@@ -12,7 +12,9 @@ the first admission decision already sees every Job and every waiting Task.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -20,14 +22,17 @@ import kopf
 import httpx
 
 from kubetask.kube import ApiError, Connection, Kube
-from kubetask.operator import metrics, naming
+from kubetask.operator import metrics, naming, retention
 from kubetask.operator.config import OperatorSettings
-from kubetask.operator.controller import (PARAMETERS_OMITTED, Controller, JobCreatesRefused, Key, QueueKey, QueueSpec, TaskKey,
+from kubetask.operator.controller import (PARAMETERS_OMITTED, Controller, JobCreatesRefused, Key, QueueKey, QueueSpec, ScheduleKey, TaskKey,
                                           Views, copy_value, plain)
 from kubetask.operator.decide import settled
+from kubetask.operator.schedule_controller import ScheduleController
+from kubetask.operator.records import FinishedTask, ScheduledTask, summarize_finished, summarize_scheduled
 from kubetask.operator.workqueue import WorkQueue, run_workers
 from kubetask.operator.status import JobSummary, summarize_job
 from kubetask.resources.models import GROUP, VERSION
+from kubetask.resources.scheduling import LABEL_SCHEDULE
 from kubetask.resources.validation import parameters_size
 
 log = logging.getLogger("kubetask.operator")
@@ -36,6 +41,7 @@ MANAGED = {naming.MANAGED_BY: naming.MANAGED_BY_VALUE}
 TASKS = (GROUP, VERSION, "tasks")
 TASKTYPES = (GROUP, VERSION, "tasktypes")
 TASKQUEUES = (GROUP, VERSION, "taskqueues")
+TASKSCHEDULES = (GROUP, VERSION, "taskschedules")
 INDEXED_PARAMETERS_BYTES = 1024
 
 
@@ -86,6 +92,33 @@ async def task_phases(body: kopf.Body, **_: Any) -> dict[tuple[str, str, str], N
     return {(status.get("phase") or "Pending", body.get("spec", {}).get("type", ""), status.get("queue") or ""): None}
 
 
+@kopf.index(*TASKS, registry=registry)
+async def finished_tasks(body: kopf.Body, **_: Any) -> dict[Any, FinishedTask]:
+    """Finished Tasks as small records: retention deletes them when due, and their start times
+    are what a queue's rate limit counts (recorded, so the limit holds across restarts)."""
+    if not settled(body.get("spec", {}), body.get("status") or {}):
+        return {}  # not None: see unfinished_tasks
+    record = summarize_finished(body)
+    if record is None:
+        return {}
+    keys: dict[Any, FinishedTask] = {"finished": record}
+    if record.started is not None:
+        keys[("starts", record.namespace, record.queue)] = record
+    return keys
+
+
+@kopf.index(*TASKS, labels={LABEL_SCHEDULE: kopf.PRESENT}, registry=registry)
+async def schedule_tasks(body: kopf.Body, namespace: str | None, **_: Any) -> dict[tuple[str | None, str], ScheduledTask]:
+    """Every Task a TaskSchedule made, finished or not: its status, concurrency and history."""
+    finished = settled(body.get("spec", {}), body.get("status") or {})
+    return {(namespace, body["metadata"]["labels"][LABEL_SCHEDULE]): summarize_scheduled(body, finished)}
+
+
+@kopf.index(*TASKSCHEDULES, registry=registry)
+async def taskschedules(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[tuple[str | None, str], dict[str, Any]]:
+    return {(namespace, name): plain(body)}
+
+
 @kopf.index("batch", "v1", "jobs", labels=MANAGED, registry=registry)
 async def kubetask_jobs(body: kopf.Body, **_: Any) -> dict[tuple[str, ...], JobSummary]:
     job = summarize_job(body)  # reads only: no copy of the body
@@ -105,7 +138,8 @@ async def taskqueues(body: kopf.Body, namespace: str | None, name: str, **_: Any
     spec = body.get("spec") or {}
     return {(namespace, name): QueueSpec(
         max_running=int(spec.get("maxRunning", 10)), max_gpus=spec.get("maxGpus"), paused=bool(spec.get("paused", False)),
-        generation=body["metadata"].get("generation"), status=plain(body).get("status") or {})}
+        generation=body["metadata"].get("generation"), status=plain(body).get("status") or {},
+        retention_seconds=spec.get("retentionSeconds"))}
 
 
 def _values(index: kopf.Index[Any, Any], key: Any) -> list[Any]:
@@ -120,6 +154,7 @@ def _one(index: kopf.Index[Any, Any], key: Any) -> Any:
 def views_from(kwargs: dict[str, Any]) -> Views:
     tasks_idx, jobs_idx = kwargs["unfinished_tasks"], kwargs["kubetask_jobs"]
     types_idx, queues_idx = kwargs["tasktypes"], kwargs["taskqueues"]
+    finished_idx, schedules_idx, schedule_tasks_idx = kwargs["finished_tasks"], kwargs["taskschedules"], kwargs["schedule_tasks"]
     views = Views(
         tasks=lambda ns: _values(tasks_idx, ns),
         task_by_uid=lambda uid: _one(tasks_idx, ("uid", uid)),
@@ -130,13 +165,19 @@ def views_from(kwargs: dict[str, Any]) -> Views:
         tasktype=lambda ns, name: _one(types_idx, (ns, name)),
         queue=lambda ns, name: _one(queues_idx, (ns, name)),
         all_queues=lambda: list(queues_idx),
+        finished_tasks=lambda: _values(finished_idx, "finished"),
+        queue_starts=lambda ns, q: _values(finished_idx, ("starts", ns, q)),
+        schedule=lambda ns, name: _one(schedules_idx, (ns, name)),
+        schedule_tasks=lambda ns, name: _values(schedule_tasks_idx, (ns, name)),
+        all_schedules=lambda: list(schedules_idx),
     )
     if State.views is None:
         State.views = views
         State.queue_index, State.phase_index = queues_idx, kwargs["task_phases"]
         # Started from inside a handler on purpose: asyncio tasks copy the current context, and
         # kopf.event() needs the event-posting queue that Kopf puts only into handlers' context.
-        State.background += [asyncio.create_task(coroutine) for coroutine in (_run_workers(views), _resync(views), _check_pending_pods(views))]
+        State.background += [asyncio.create_task(coroutine) for coroutine in (_run_workers(views), _resync(views), _check_pending_pods(views),
+                                                                                  _sweep_retention(views))]
     return views
 
 
@@ -162,6 +203,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.batching.error_delays = [1, 2, 5, 10, 30]
     State.work = WorkQueue(base_delay=State.settings.retry_base_delay, max_delay=State.settings.retry_max_delay)
     State.controller = Controller(Kube(Connection.load()), State.settings, enqueue=_enqueue)
+    State.controller.schedules = ScheduleController(State.controller.kube, enqueue_after=State.work.add_after)
     State.background.append(asyncio.create_task(_publish_queue_status()))  # workers: see views_from
 
 
@@ -237,11 +279,14 @@ def _enqueue(key: Key, urgent: bool = False) -> None:
 
 
 @kopf.on.event(*TASKS, registry=registry)
-async def task_event(event: kopf.RawEvent, body: kopf.Body, uid: str, **kwargs: Any) -> None:
+async def task_event(event: kopf.RawEvent, body: kopf.Body, uid: str, namespace: str | None, **kwargs: Any) -> None:
     views = views_from(kwargs)
     metrics.EVENTS.labels("task").inc()
     memory = controller().memory
     memory.observed(uid, body["metadata"].get("resourceVersion"))
+    schedule = (body["metadata"].get("labels") or {}).get(LABEL_SCHEDULE)
+    if schedule and namespace:
+        _enqueue(ScheduleKey(namespace, schedule))  # its active list, last success and history
     if event.get("type") == "DELETED":
         memory.forget_task(uid)  # its reservations too: the Job goes with it (ownerReference)
         State.work.drop(TaskKey(uid))
@@ -291,6 +336,20 @@ async def queue_event(namespace: str | None, name: str, **kwargs: Any) -> None:
     _enqueue(QueueKey(namespace, name))
 
 
+@kopf.on.event(*TASKSCHEDULES, registry=registry)
+async def schedule_event(event: kopf.RawEvent, namespace: str | None, name: str, **kwargs: Any) -> None:
+    if namespace is None:  # unreachable: kubetask resources are namespaced
+        return
+    views_from(kwargs)
+    metrics.EVENTS.labels("taskschedule").inc()
+    if event.get("type") == "DELETED":
+        State.work.drop(ScheduleKey(namespace, name))
+        with contextlib.suppress(KeyError):  # never set if it never had a status
+            metrics.SCHEDULE_MISSED.remove(namespace, name)
+        return
+    _enqueue(ScheduleKey(namespace, name))
+
+
 @kopf.on.event(*TASKTYPES, registry=registry)
 async def tasktype_event(namespace: str | None, name: str, **kwargs: Any) -> None:
     """A TaskType appeared, changed or went: its Tasks are looked at again."""
@@ -313,7 +372,7 @@ async def _run_workers(views: Views) -> None:
         await controller().process(key, views)
 
     def on_error(key: Key, error: BaseException) -> float:
-        kind = "task" if isinstance(key, TaskKey) else "queue"
+        kind = "task" if isinstance(key, TaskKey) else "queue" if isinstance(key, QueueKey) else "schedule"
         metrics.RECONCILE_ERRORS.labels(kind).inc()
         at_least = 0.0
         if isinstance(error, JobCreatesRefused):
@@ -339,6 +398,37 @@ async def _resync(views: Views) -> None:
             _enqueue(TaskKey(uid))
         for namespace, name in list(views.all_queues()):
             _enqueue(QueueKey(namespace, name))
+        for namespace, name in list(views.all_schedules()):
+            _enqueue(ScheduleKey(namespace, name))
+
+
+# ---------------------------------------------------------------------------------------------
+# Retention: finished Tasks deleted once their retention has passed (retention.py decides)
+# ---------------------------------------------------------------------------------------------
+
+async def _sweep_retention(views: Views) -> None:
+    """Reads the finished-Task index (no LIST) and deletes what is due, one batch per sweep at the
+    paced rate. Only the leader runs it: Kopf, and so every loop started in views_from, runs only
+    while this process holds the leader Lease (main.py, leader.py). It never ends on an error: a
+    failed sweep is logged, and the next one decides again from the index."""
+    settings = State.settings
+    sweeper = retention.Sweeper(controller().kube, settings.retention_deletes_per_second)
+    batch = retention.batch_size(settings.retention_deletes_per_second, settings.retention_check_seconds)
+    delay = settings.retention_check_seconds
+    while True:
+        await asyncio.sleep(delay)
+        delay = settings.retention_check_seconds
+        try:
+            sources = retention.sources_from(views, settings.retention_seconds)
+            plan = retention.plan(list(views.finished_tasks()), sources, time.time())
+            await sweeper.execute(plan, sources, batch)
+            delay = retention.seconds_until_next_sweep(plan, batch, time.time(), settings.retention_check_seconds)
+        except asyncio.CancelledError:
+            raise
+        except (ApiError, OSError, httpx.TransportError, asyncio.TimeoutError) as error:
+            log.warning("retention sweep failed (the next one tries again): %s", error)
+        except Exception:  # our own bug: loud, with the traceback, and the loop goes on
+            log.exception("retention sweep failed (the next one tries again)")
 
 
 async def _check_pending_pods(views: Views) -> None:

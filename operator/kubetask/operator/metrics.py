@@ -23,3 +23,6 @@ WORK_QUEUE_DEPTH = Gauge("kubetask_work_queue_depth", "Keys (Tasks, queues) wait
 WORK_QUEUE_RETRIES = Gauge("kubetask_work_queue_retries", "Keys waiting for their backoff to pass before a retry.")
 EVENTS = Counter("kubetask_watch_events_total", "Watch events handled, by kind of object.", ["kind"])
 RESERVATIONS = Gauge("kubetask_reservations", "Capacity reserved for Jobs being created that the Job index has not shown yet.")
+SCHEDULED_RUNS = Counter("kubetask_schedule_runs_total", "Tasks created by TaskSchedules.", ["namespace", "schedule"])
+SCHEDULE_MISSED = Gauge("kubetask_schedule_missed_runs", "status.missedRuns of each TaskSchedule.", ["namespace", "schedule"])
+QUEUE_THROTTLED = Gauge("kubetask_queue_throttled", "Waiting Tasks held back only by the queue's rate limit.", ["namespace", "queue"])

@@ -208,8 +208,9 @@ def observe_run(job: JobSummary, pods: list[PodSummary]) -> Verdict:
     return Verdict(Phase.RUNNING, "PodPending", "waiting for the handler pod to start", **common)
 
 
-def _condition(previous: dict[str, dict[str, Any]], type_: str, status: str, reason: str, message: str,
+def condition(previous: dict[str, dict[str, Any]], type_: str, status: str, reason: str, message: str,
                generation: int | None, now: str) -> dict[str, Any]:
+    """A metav1.Condition; lastTransitionTime stays when the status did not change (so an unchanged state writes nothing)."""
     old = previous.get(type_)
     transition = old["lastTransitionTime"] if old and old.get("status") == status else now
     condition = {"type": type_, "status": status, "reason": reason, "message": message[:32768], "lastTransitionTime": transition}
@@ -223,7 +224,7 @@ def conditions_for(verdict: Verdict, previous_conditions: list[dict[str, Any]], 
     phase, reason, message = verdict.phase, verdict.reason, verdict.message
 
     def cond(type_: str, status: str, reason_: str, message_: str = "") -> dict[str, Any]:
-        return _condition(previous, type_, status, reason_, message_, generation, now)
+        return condition(previous, type_, status, reason_, message_, generation, now)
 
     terminal = phase.terminal
     invalid = reason in INVALID_REASONS

@@ -198,6 +198,30 @@ def taskqueue_crd() -> dict[str, Any]:
     return crd
 
 
+def taskschedule_crd() -> dict[str, Any]:
+    spec = _model_schema(models.TaskScheduleSpec)
+    spec["description"] = models.TaskScheduleSpec.__doc__
+    status = _model_schema(models.TaskScheduleStatus, keep_defaults=False)
+    status["description"] = models.TaskScheduleStatus.__doc__
+    status["default"] = {}  # kstatus: InProgress (observedGeneration 0 < 1) until the operator's first write
+    status["properties"]["observedGeneration"]["default"] = 0
+    conditions = status["properties"]["conditions"]
+    conditions["x-kubernetes-list-type"] = "map"
+    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    columns: list[dict[str, Any]] = [
+        {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
+        {"name": "TimeZone", "type": "string", "jsonPath": ".spec.timeZone", "priority": 1},
+        {"name": "Suspended", "type": "boolean", "jsonPath": ".spec.suspend"},
+        {"name": "Active", "type": "integer", "jsonPath": ".status.activeCount"},
+        {"name": "Last", "type": "date", "jsonPath": ".status.lastScheduleTime"},
+        {"name": "Next", "type": "string", "jsonPath": ".status.nextScheduleTime"},
+        {"name": "Missed", "type": "integer", "jsonPath": ".status.missedRuns", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    return _crd("TaskSchedule", "taskschedules", ["kts"], spec, status, columns, models.TaskSchedule.__doc__ or "",
+                [_name_rule(models.MAX_SCHEDULE_NAME, "its Tasks are named <schedule>-<minutes since the epoch>, at most 63 characters")])
+
+
 class _NoAliasDumper(yaml.SafeDumper):
     """Writes repeated values out in full: CRDs are read by people, not only by parsers."""
 
@@ -208,7 +232,7 @@ class _NoAliasDumper(yaml.SafeDumper):
 def render_all() -> dict[str, str]:
     """File name → YAML text for every CRD."""
     out = {}
-    for crd in (task_crd(), tasktype_crd(), taskqueue_crd()):
+    for crd in (task_crd(), tasktype_crd(), taskqueue_crd(), taskschedule_crd()):
         name = f"{models.GROUP}_{crd['spec']['names']['plural']}.yaml"
         out[name] = GENERATED_HEADER + yaml.dump(crd, Dumper=_NoAliasDumper, sort_keys=False, width=120)
     return out

@@ -11,6 +11,7 @@ it can (quantities) so the gateway answers 422 before the API server is asked.
 from __future__ import annotations
 
 import enum
+import re
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -36,6 +37,20 @@ MAX_TTL_SECONDS = 365 * 24 * 3600
 MAX_RESULT_BYTES = 4096  # the kubelet's termination-message limit
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 QUANTITY_PATTERN = r"^[+]?[0-9.]+([eE][-+]?[0-9]+|[mkMGTPE]i?|[KMGTPE]i|[mkMGTPE])?$"
+# A Go duration (what CEL's duration() parses): one or more number+unit pairs, e.g. 90s, 1m, 1h30m.
+# `[.]`, not an escaped dot: the same text is a Python regex and a CEL string literal.
+GO_DURATION = r"^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$"
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"([0-9]+(?:[.][0-9]+)?)(ns|us|ms|s|m|h)")
+
+
+def parse_duration(value: str) -> float:
+    """Seconds in a Go duration string such as 1h30m (written here: the few lines Go's
+    time.ParseDuration needs for the positive, sign-less form the CRD admits)."""
+    if not re.fullmatch(GO_DURATION, value):
+        raise ValueError(f"{value!r} is not a duration such as 30s, 1m, 1h or 1h30m")
+    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in _DURATION_PART.findall(value))
+
 
 
 def cel(*rules: tuple[str, str] | tuple[str, str, str]) -> dict[str, Any]:
@@ -139,6 +154,7 @@ class TaskDefaults(Model):
     timeout_seconds: int | None = Field(None, ge=1, le=MAX_TIMEOUT_SECONDS, description="timeoutSeconds used when the Task sets none.")
     retries: int | None = Field(None, ge=0, le=MAX_RETRIES, description="retries used when the Task sets none.")
     ttl_seconds_after_finished: int | None = Field(None, ge=0, le=MAX_TTL_SECONDS, description="ttlSecondsAfterFinished used when the Task sets none.")
+    retention_seconds: int | None = Field(None, ge=0, le=MAX_TTL_SECONDS, description="retentionSeconds used when the Task sets none (before the TaskQueue's).")
     non_retryable_exit_codes: list[int] | None = Field(
         None, max_length=16, description="nonRetryableExitCodes used when the Task sets none.",
         json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 255}},
@@ -195,18 +211,45 @@ class TaskType(Model):
 # --------------------------------------------------------------------------------------------
 
 
+class RateLimit(Model):
+    """rateLimit bounds how fast Tasks start: at most `starts` starts in any window of length `per`."""
+
+    starts: int = Field(..., ge=1, le=100_000, description="starts is how many Tasks may start in any window of length per (also the largest burst).")
+    per: str = Field(
+        ..., min_length=2, max_length=32,
+        description="per is the window, a duration such as 30s, 1m, 1h or 1h30m.",
+        json_schema_extra=cel((f"self.matches('{GO_DURATION}') && duration(self) > duration('0s')",
+                               "per must be a positive duration such as 30s, 1m, 1h or 1h30m")),
+    )
+
+    @field_validator("per")
+    @classmethod
+    def _positive_duration(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError("per must be a positive duration such as 30s, 1m, 1h or 1h30m")
+        return value
+
+    @property
+    def per_seconds(self) -> float:
+        return parse_duration(self.per)
+
+
 class TaskQueueSpec(Model):
-    """spec sets how much of a queue's work may run at once."""
+    """spec sets how much of a queue's work may run at once, how fast it may start, and how long its finished Tasks stay."""
 
     max_running: int = Field(10, ge=0, le=100_000, description="maxRunning is how many Tasks of this queue may have a Job at once.")
     max_gpus: int | None = Field(None, ge=0, le=100_000, description="maxGpus bounds the GPUs all running Tasks of this queue ask for together; unset means no GPU budget.")
     paused: bool = Field(False, description="paused stops admitting Tasks; running Tasks finish.")
+    rate_limit: RateLimit | None = Field(None, description="rateLimit bounds how fast Tasks start (a sliding window over recorded start times, so it holds across operator restarts); unset means no limit.")
+    retention_seconds: int | None = Field(None, ge=0, le=MAX_TTL_SECONDS, description="retentionSeconds is the default retention of this queue's finished Tasks (after the Task's own and its TaskType's).")
 
 
 class TaskQueueStatus(StatusModel):
     pending: int = Field(0, description="pending counts Tasks waiting for admission.")
     running: int = Field(0, description="running counts Tasks with an unfinished Job.")
     running_gpus: int = Field(0, description="runningGpus sums the GPUs of running Tasks.")
+    throttled: int = Field(0, description="throttled counts waiting Tasks held back only by the rate limit.")
+    next_start_time: datetime | None = Field(None, description="nextStartTime is when the rate limit lets the next Task start, while Tasks wait for it.")
     observed_generation: int | None = Field(None, description="observedGeneration is the spec generation these counts reflect.")
 
 
@@ -232,8 +275,8 @@ IMMUTABLE_TASK_FIELDS = (
 )
 
 
-class TaskSpec(Model):
-    """spec says what to run. It is immutable after creation except the cancel and rerun requests."""
+class TaskWork(Model):
+    """What to run: the part of a Task spec that a TaskSchedule's taskTemplate carries too."""
 
     type: str = Field(..., min_length=1, max_length=MAX_NAME, pattern=DNS_LABEL, description="type names the TaskType (in the Task's namespace) whose handler runs this Task.")
     parameters: dict[str, Any] | None = Field(
@@ -250,8 +293,11 @@ class TaskSpec(Model):
         json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 255}},
     )
     ttl_seconds_after_finished: int | None = Field(None, ge=0, le=MAX_TTL_SECONDS, description="ttlSecondsAfterFinished deletes the finished Job and its pods after this many seconds; the Task and its result stay.")
-    cancel: bool = Field(False, description="cancel requests cancellation: a queued Task never starts, a running one gets SIGTERM. It can only go from false to true (or back to false together with a rerun).")
-    rerun: int = Field(0, ge=0, le=1000, description="rerun requests a new run of a finished Task: raise it by one to re-run a Failed or Cancelled Task. Earlier runs stay in status.history.")
+    retention_seconds: int | None = Field(
+        None, ge=0, le=MAX_TTL_SECONDS,
+        description="retentionSeconds deletes the finished Task itself (its Job and pods go with it) this many seconds after it finished; "
+        "default: the TaskType's defaults.retentionSeconds, else the TaskQueue's retentionSeconds, else the operator's default (7 days). "
+        "Tasks applied by Argo CD or Flux are never deleted. It may be changed at any time, e.g. to keep a Task longer.")
 
     @field_validator("parameters")
     @classmethod
@@ -274,6 +320,13 @@ class TaskSpec(Model):
             if not 1 <= code <= 255:
                 raise ValueError(f"exit code {code} is outside 1..255")
         return value
+
+
+class TaskSpec(TaskWork):
+    """spec says what to run. It is immutable after creation except the cancel and rerun requests (and retentionSeconds)."""
+
+    cancel: bool = Field(False, description="cancel requests cancellation: a queued Task never starts, a running one gets SIGTERM. It can only go from false to true (or back to false together with a rerun).")
+    rerun: int = Field(0, ge=0, le=1000, description="rerun requests a new run of a finished Task: raise it by one to re-run a Failed or Cancelled Task. Earlier runs stay in status.history.")
 
 
 class Phase(str, enum.Enum):
@@ -349,3 +402,125 @@ class Task(Model):
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: TaskSpec
     status: TaskStatus | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# TaskSchedule: periodic Tasks
+# --------------------------------------------------------------------------------------------
+
+# Schedule names leave room for the "-<minutes since the epoch>" suffix of the Tasks they create
+# (as CronJob's 52): MAX_NAME - 1 - 10 digits.
+MAX_SCHEDULE_NAME = 52
+CRON_MACROS: Final = {
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+}
+
+
+def _cron_field(value: str) -> str:
+    """One cron field: `*` or a value or range, an optional /step, comma-separated."""
+    element = f"([*]|({value})(-({value}))?)(/[1-9][0-9]?)?"
+    return f"{element}(,{element})*"
+
+
+_MONTHS = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
+_DAYS = "SUN|MON|TUE|WED|THU|FRI|SAT"
+# The five fields with their ranges: minute 0-59, hour 0-23, day of month 1-31, month 1-12 or a
+# name, day of week 0-7 (0 and 7 are Sunday) or a name. No backslashes, so the same text is a
+# Python regex and a CEL string literal; names in any case.
+CRON_PATTERN: Final = "(?i)^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|" + "[ ]+".join(
+    _cron_field(v) for v in ("[0-5]?[0-9]", "[01]?[0-9]|2[0-3]", "0?[1-9]|[12][0-9]|3[01]", f"0?[1-9]|1[0-2]|{_MONTHS}", f"[0-7]|{_DAYS}")
+) + ")$"
+CRON_MESSAGE = ("schedule must be five cron fields (minute 0-59, hour 0-23, day of month 1-31, month 1-12 or JAN-DEC, "
+                "day of week 0-7 or SUN-SAT; each *, a value, a range a-b, with an optional /step, comma-separated) "
+                "or a macro: @yearly, @monthly, @weekly, @daily, @hourly")
+# Go's time.LoadLocation (which the API server's CEL uses) errors on an unknown name, so the
+# rule fails for one and passes for every IANA zone. Python re-checks with zoneinfo.
+TIME_ZONE_RULE = "timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0"
+
+
+class TaskTemplateMetadata(Model):
+    """metadata stamped on every Task the schedule creates."""
+
+    labels: dict[str, str] | None = Field(None, max_length=64, description="labels for the created Tasks.",
+                                           json_schema_extra={"additionalProperties": {"type": "string", "maxLength": 63}})
+    annotations: dict[str, str] | None = Field(None, max_length=64, description="annotations for the created Tasks.",
+                                                json_schema_extra={"additionalProperties": {"type": "string", "maxLength": 4096}})
+
+
+class TaskTemplate(Model):
+    """taskTemplate is the Task each run creates, like a CronJob's jobTemplate."""
+
+    metadata: TaskTemplateMetadata | None = Field(None, description="metadata: labels and annotations for the created Tasks.")
+    spec: TaskWork = Field(..., description="spec of the created Tasks: type, parameters, queue, priority, resources, timeoutSeconds, retries, ...")
+
+
+class TaskScheduleSpec(Model):
+    """spec says when to create a Task, from which template, and what to do when runs overlap or were missed."""
+
+    schedule: str = Field(
+        ..., min_length=1, max_length=128,
+        description="schedule is a five-field cron expression (minute hour day-of-month month day-of-week) or a macro such as @hourly or @daily.",
+        json_schema_extra=cel((f"self.matches('{CRON_PATTERN}')", CRON_MESSAGE)),
+    )
+    time_zone: str | None = Field(
+        None, min_length=1, max_length=64,
+        description="timeZone is the IANA time zone (e.g. Europe/Berlin) the schedule is read in; default UTC.",
+        json_schema_extra=cel((TIME_ZONE_RULE, "timeZone must be an IANA time zone name such as UTC or Europe/Berlin")),
+    )
+    task_template: TaskTemplate = Field(..., description="taskTemplate is the Task each run creates.")
+    concurrency_policy: Literal["Allow", "Forbid", "Replace"] = Field(
+        "Allow", description="concurrencyPolicy, as CronJob's: Allow runs overlap; Forbid skips a run while the previous one is unfinished; Replace cancels the unfinished one and starts the new one.",
+    )
+    starting_deadline_seconds: int | None = Field(
+        None, ge=1, le=MAX_TTL_SECONDS,
+        description="startingDeadlineSeconds: a run that could not be created within this many seconds of its time is skipped and counted in status.missedRuns; unset means a late run is still created (at most one catch-up run, see docs).",
+    )
+    suspend: bool = Field(False, description="suspend stops creating Tasks; running ones go on. Runs due while suspended are skipped, not made up.")
+    successful_history_limit: int = Field(3, ge=0, le=1000, description="successfulHistoryLimit is how many Succeeded Tasks of this schedule are kept; older ones are deleted.")
+    failed_history_limit: int = Field(1, ge=0, le=1000, description="failedHistoryLimit is how many Failed or Cancelled Tasks of this schedule are kept; older ones are deleted.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from kubetask.resources.cron import parse_schedule
+
+        parse_schedule(value)  # raises ValueError naming the problem
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from kubetask.resources.cron import zone
+
+            zone(value)
+        return value
+
+
+class ObjectReference(StatusModel):
+    name: str = Field(..., max_length=253, description="name of the Task.")
+    uid: str = Field("", max_length=64, description="uid of the Task.")
+
+
+class TaskScheduleStatus(StatusModel):
+    """status is written by the operator."""
+
+    last_schedule_time: datetime | None = Field(None, description="lastScheduleTime is the scheduled time of the latest run created (or skipped on purpose).")
+    last_successful_time: datetime | None = Field(None, description="lastSuccessfulTime is when the latest Succeeded Task of this schedule finished.")
+    next_schedule_time: datetime | None = Field(None, description="nextScheduleTime is the next time a Task is due (unset while suspended).")
+    active: list[ObjectReference] = Field(default_factory=list, max_length=100, description="active lists the schedule's unfinished Tasks (the 100 newest).")
+    active_count: int = Field(0, ge=0, description="activeCount is how many of the schedule's Tasks are unfinished.")
+    missed_runs: int = Field(0, ge=0, description="missedRuns counts the scheduled times that got no Task: the operator was down past their deadline, or Forbid skipped them.")
+    observed_generation: int | None = Field(None, description="observedGeneration is the spec generation this status reflects.")
+    conditions: list[Condition] = Field(default_factory=list, max_length=8, description="conditions: Ready (the schedule is valid and the last run was created) and Suspended.")
+
+
+class TaskSchedule(Model):
+    """TaskSchedule creates Tasks on a cron schedule, like a CronJob creates Jobs."""
+
+    api_version: Literal["kubetask.io/v1alpha1"] = Field(API_VERSION, alias="apiVersion")
+    kind: Literal["TaskSchedule"] = "TaskSchedule"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: TaskScheduleSpec
+    status: TaskScheduleStatus | None = None
