@@ -20,7 +20,7 @@ A run's Task name comes from the schedule and the scheduled time, so it is creat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cronsim import CronSim
@@ -55,11 +55,13 @@ def _utc(timestamp: Any) -> datetime | None:
 def latest_due(expression: str, time_zone: str | None, since: datetime, now: datetime) -> tuple[datetime | None, int]:
     """The newest run time t with since < t <= now, and how many there are (at most MAX_COUNTED)."""
     tz = zone(time_zone)
-    # cronsim walks backwards from `now` (inclusive of a run exactly at now): the newest due time
-    # without walking forward through a long outage.
-    newest = next(iter(CronSim(parse_schedule(expression), now.astimezone(tz), reverse=True)), None)
-    if newest is not None:
-        newest = newest.astimezone(timezone.utc)
+    # cronsim walks backwards: the newest due time without walking forward through a long
+    # outage. It starts past `now` (its reverse walk excludes the start) so a run exactly at now counts.
+    newest = None
+    for when in CronSim(parse_schedule(expression), (now + timedelta(minutes=1)).astimezone(tz), reverse=True):
+        if when.astimezone(timezone.utc) <= now:
+            newest = when.astimezone(timezone.utc)
+            break
     if newest is None or newest <= since:
         return None, 0
     count = 0
