@@ -101,6 +101,7 @@ class JobRecorder(_Recorder):
         super().__init__(kubeconfig, core_path("jobs", namespace, group="batch"),
                          labelSelector="app.kubernetes.io/managed-by=kubetask")
         self.created: dict[str, set[str]] = defaultdict(set)
+        self.creation: dict[str, str] = {}  # Job name → its creationTimestamp (whole seconds)
         self._unfinished: set[str] = set()
         self.most_unfinished = 0
 
@@ -111,6 +112,7 @@ class JobRecorder(_Recorder):
     def record(self, kind: str, obj: dict[str, Any]) -> None:
         name = obj["metadata"]["name"]
         self.created[obj["metadata"]["labels"]["kubetask.io/task"]].add(name)
+        self.creation.setdefault(name, obj["metadata"]["creationTimestamp"])
         done = any(c["type"] in ("Complete", "Failed") and c["status"] == "True"
                    for c in (obj.get("status") or {}).get("conditions", []))
         if kind == "DELETED" or done:

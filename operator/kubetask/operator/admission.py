@@ -48,3 +48,34 @@ def admit(candidates: list[Candidate], queue: QueueState) -> list[Candidate]:
         if gpus_left is not None:
             gpus_left -= candidate.gpu
     return admitted
+
+
+@dataclass(frozen=True)
+class RateWindow:
+    """A queue's rateLimit: at most `starts` starts in any window of `per` seconds."""
+
+    starts: int
+    per: float
+    per_text: str = ""  # as the spec says it, e.g. 1m
+
+    def describe(self) -> str:
+        return f"{self.starts} starts per {self.per_text or f'{self.per:g}s'}"
+
+    def allowance(self, recent_starts: list[float], now: float) -> int:
+        """How many Tasks may start now, given the recorded start times (seconds since the epoch).
+        A sliding window over real start times rather than a token counter: the start times are
+        recorded in the cluster (Jobs' creation, Tasks' status.startTime), so after a restart the
+        limit is derived again from them and holds."""
+        in_window = sum(1 for t in recent_starts if t > now - self.per)
+        return max(0, self.starts - in_window)
+
+    def estimates(self, recent_starts: list[float], now: float, waiting: int) -> list[float]:
+        """When each of `waiting` further Tasks may start at the earliest, in admission order,
+        once the limit is reached: the k-th waits for the k-th oldest start in the window to age
+        out (and whole windows more past `starts` of them). Stable while starts keep to it, so
+        a waiting Task's status is not rewritten every window."""
+        window = sorted(t for t in recent_starts if t > now - self.per)[-self.starts:]
+        # Fewer than `starts` in the window: the free slots count as used now (the caller has
+        # just used them), which is the earliest they can come round again.
+        window = sorted([now] * (self.starts - len(window)) + window)
+        return [max(now, window[k % self.starts] + self.per * (k // self.starts + 1)) for k in range(waiting)]

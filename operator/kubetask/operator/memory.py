@@ -18,6 +18,10 @@ what only this process knows, each part bounded and dropped as soon as it is no 
   (TTL, a user) before its Task's reconcile ran: the index forgets deleted objects at once, and
   without this the Task would read "Job gone" instead of the outcome. Dropped when the Task's run
   is settled or the Task goes.
+- **rate limits**: per queue, how many waiting Tasks its rate limit holds back and when the next
+  may start (for the queue's status), and per Task the earliest start its status last named, so
+  a throttled Task's status is rewritten only when that estimate really moves. Not the limit
+  itself: that is derived from recorded start times on every admission (it survives restarts).
 - **pending pods**: the Pending pods of unfinished Jobs, from the periodic pending-pod check (the
   operator does not watch pods: a third of all events). Only for why a pod waits (Unschedulable);
   replaced wholesale by each check.
@@ -50,11 +54,14 @@ class Memory:
         self._bodies: dict[str, Mapping[str, Any]] = {}
         self._deleted_jobs: dict[tuple[str, int], JobSummary] = {}
         self._pending_pods: dict[tuple[str, str], tuple[PodSummary, ...]] = {}  # (namespace, Job name) → its Pending pods
+        self._throttled: dict[tuple[str, str], tuple[int, float | None]] = {}  # (namespace, queue) → (count, next start)
+        self._start_estimates: dict[str, float] = {}  # task uid → the earliest start its status names
 
     def sizes(self) -> dict[str, int]:
         return {"written": len(self._written), "validated": len(self._validated),
                 "reservations": len(self._reservations), "bodies": len(self._bodies), "pending_pods": len(self._pending_pods),
-                "deleted_jobs": len(self._deleted_jobs)}
+                "deleted_jobs": len(self._deleted_jobs), "throttled": len(self._throttled),
+                "start_estimates": len(self._start_estimates)}
 
     # -- stale-read guard ----------------------------------------------------------------------
     def freshest(self, task: dict[str, Any]) -> dict[str, Any]:
@@ -159,7 +166,27 @@ class Memory:
         return {key for key in old.keys() | found.keys() if old.get(key) != found.get(key)}
 
     # -- a Task is gone --------------------------------------------------------------------------
+    # -- rate limits -----------------------------------------------------------------------------
+    def set_throttled(self, namespace: str, queue: str, count: int, next_start: float | None) -> None:
+        if count:
+            self._throttled[(namespace, queue)] = (count, next_start)
+        else:
+            self._throttled.pop((namespace, queue), None)
+
+    def throttled(self, namespace: str, queue: str) -> tuple[int, float | None]:
+        return self._throttled.get((namespace, queue), (0, None))
+
+    def start_estimate(self, uid: str) -> float | None:
+        return self._start_estimates.get(uid)
+
+    def remember_start_estimate(self, uid: str, estimate: float | None) -> None:
+        if estimate is None:
+            self._start_estimates.pop(uid, None)
+        else:
+            self._start_estimates[uid] = estimate
+
     def forget_task(self, uid: str) -> None:
+        self._start_estimates.pop(uid, None)
         self._written.pop(uid, None)
         self._validated.pop(uid, None)
         self._bodies.pop(uid, None)

@@ -62,6 +62,7 @@ class FinishedTask:
     gitops: str | None  # who applied it, when a GitOps tool did
     retained_noted: bool  # its status already says why retention keeps it
     schedule: str | None
+    run: int = 0  # status.run: with uid, which start this is (a re-run starts again)
 
 
 def summarize_finished(body: Mapping[str, Any]) -> FinishedTask | None:
@@ -78,6 +79,7 @@ def summarize_finished(body: Mapping[str, Any]) -> FinishedTask | None:
         gitops=gitops_owner(meta),
         retained_noted=any(c.get("type") == RETAINED_CONDITION for c in status.get("conditions") or []),
         schedule=(meta.get("labels") or {}).get(LABEL_SCHEDULE),
+        run=int(status.get("run") or 0),
     )
 
 
