@@ -8,8 +8,10 @@ The schedules fire every minute (cron's smallest interval). An outage is simulat
 
 from __future__ import annotations
 
+import subprocess
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,3 +177,19 @@ def test_api_server_refuses_bad_rate_limits_naming_the_field(kube: KubeSync, nam
     assert refused.value.status == 422
     causes = refused.value.body["details"]["causes"]
     assert any(c["field"] == field and words in c["message"] for c in causes), causes
+
+
+def test_the_shipped_examples_apply_with_kubectl_as_written(kube: KubeSync, namespace: str, bin_dir: Path, kubeconfig: Path) -> None:
+    examples = Path(__file__).resolve().parents[2] / "handlers-images" / "examples" / "echo"
+    for name in ("tasktype.yaml", "example-queue.yaml", "example-schedule.yaml"):
+        done = subprocess.run([str(bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig), "-n", namespace, "apply", "-f", str(examples / name)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    status = wait_for(lambda: (s := get_schedule(kube, namespace, "echo-weekday-morning").get("status") or {}).get("nextScheduleTime") and s or None,
+                      timeout=30, what="the example schedule reconciled")
+    assert next(c for c in status["conditions"] if c["type"] == "Ready")["status"] == "True"
+    # 09:00 in Berlin is 07:00 or 08:00 UTC, on a weekday.
+    upcoming = utc(status["nextScheduleTime"])
+    assert upcoming.hour in (7, 8) and upcoming.minute == 0 and upcoming.weekday() < 5
+    queue = kube.get(tasks_path(namespace, "default", plural="taskqueues"))
+    assert queue["spec"]["rateLimit"] == {"starts": 10, "per": "1m"}
