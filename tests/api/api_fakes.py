@@ -21,7 +21,7 @@ from kubetask.api.app import create_app
 from kubetask.api.settings import GatewaySettings
 from kubetask.kube import ApiError, Connection
 
-PATH = re.compile(r"^/apis/kubetask\.io/v1alpha1(?:/namespaces/([^/]+))?/(tasks|tasktypes|taskqueues)(?:/([^/]+))?(?:/(status))?$")
+PATH = re.compile(r"^/apis/kubetask\.io/v1alpha1(?:/namespaces/([^/]+))?/(tasks|tasktypes|taskqueues|taskschedules)(?:/([^/]+))?(?:/(status))?$")
 ADMIN_TOKEN = "admin-token"
 
 

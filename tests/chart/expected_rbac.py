@@ -19,14 +19,17 @@ def _expand(rules: list[tuple[str, str, list[str]]]) -> frozenset[Rule]:
 
 READ = ["get", "list", "watch"]
 
-# The operator: reads Tasks (never writes their spec), writes only status; one Job per run
-# (created, deleted on cancel); lists handler pods (never watches them); posts Events (Kopf).
+# The operator: reads Tasks, writes their status; creates them for TaskSchedules, cancels them for
+# Replace (patch), deletes them for retention and history limits; one Job per run (created,
+# deleted on cancel); lists handler pods (never watches them); posts Events (Kopf).
 OPERATOR_NAMESPACED = _expand([
-    ("kubetask.io", "tasks", READ),
+    ("kubetask.io", "tasks", [*READ, "create", "patch", "delete"]),
     ("kubetask.io", "tasks/status", ["get", "patch"]),
     ("kubetask.io", "tasktypes", READ),
     ("kubetask.io", "taskqueues", READ),
     ("kubetask.io", "taskqueues/status", ["get", "patch"]),
+    ("kubetask.io", "taskschedules", READ),
+    ("kubetask.io", "taskschedules/status", ["get", "patch"]),
     ("batch", "jobs", [*READ, "create", "delete"]),
     ("", "pods", ["list"]),
     ("", "events", ["create", "patch"]),
@@ -46,11 +49,13 @@ OPERATOR_LEADER_ELECTION = _expand([
 ])
 
 # The gateway: submit (create), cancel/rerun (patch the spec), read and watch Tasks; read the
-# registry; pods and logs of a Task. Authentication and authorization of its callers.
+# registry; read (live, no watch), create, suspend and resume TaskSchedules; pods and logs of a
+# Task. Authentication and authorization of its callers.
 GATEWAY_NAMESPACED = _expand([
     ("kubetask.io", "tasks", [*READ, "create", "patch"]),
     ("kubetask.io", "tasktypes", READ),
     ("kubetask.io", "taskqueues", READ),
+    ("kubetask.io", "taskschedules", ["get", "list", "create", "patch"]),
     ("", "pods", ["get", "list"]),
     ("", "pods/log", ["get"]),
 ])
@@ -77,11 +82,13 @@ ALWAYS_DENIED: list[Rule] = [
 ]
 GATEWAY_DENIED: list[Rule] = [
     ("batch", "jobs", "create"), ("batch", "jobs", "get"), ("batch", "jobs", "delete"),
+    ("kubetask.io", "taskschedules", "delete"), ("kubetask.io", "taskschedules/status", "patch"),
     ("kubetask.io", "tasks/status", "patch"), ("", "events", "create"), ("", "pods", "watch"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "get"),
 ]
 OPERATOR_DENIED: list[Rule] = [
-    ("kubetask.io", "tasks", "patch"), ("kubetask.io", "tasks", "create"), ("", "pods/log", "get"),
+    ("kubetask.io", "tasks", "update"), ("kubetask.io", "taskschedules", "patch"), ("kubetask.io", "taskschedules", "create"),
+    ("kubetask.io", "tasktypes", "patch"), ("", "pods/log", "get"),
     ("authentication.k8s.io", "tokenreviews", "create"), ("authorization.k8s.io", "subjectaccessreviews", "create"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "create"), ("apiextensions.k8s.io", "customresourcedefinitions", "update"),
 ]

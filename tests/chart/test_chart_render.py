@@ -44,7 +44,7 @@ def test_helm_lint_strict(helm: Helm, values: Path | None) -> None:
 def test_default_render(render: Render) -> None:
     docs = render()
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == sorted(["CustomResourceDefinition"] * 3 + ["ServiceAccount"] * 2 + ["ClusterRole"] * 2 + ["ClusterRoleBinding"] * 2
+    assert kinds == sorted(["CustomResourceDefinition"] * 4 + ["ServiceAccount"] * 2 + ["ClusterRole"] * 2 + ["ClusterRoleBinding"] * 2
                            + ["Deployment"] * 2 + ["Service", "TaskQueue", "Role", "RoleBinding"])
     for doc in docs:
         labels = doc["metadata"]["labels"]

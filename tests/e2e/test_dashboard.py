@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway_harness import GatewayProcess
+from gateway_harness import TASK_RULES, GatewayProcess, service_account_token
 from harness import REPO, wait_for
 from kubetask.kube import KubeSync, tasks_path
 
@@ -291,6 +291,59 @@ def test_dashboard_live_updates_cancel_and_retry(gateway: GatewayProcess, kube: 
         browser.wait("document.querySelector('#task-result')", "the result")
         assert "s3://out/0001.png" in browser.text("#task-result")
         browser.screenshot("task-succeeded")
+    assert browser.problems() == []
+
+
+def test_dashboard_schedules_view_triggers_suspends_and_resumes(gateway: GatewayProcess, kube: KubeSync, sim_namespace: str,
+                                                               browser: Browser) -> None:
+    ns = sim_namespace
+    rules = [{"apiGroups": ["kubetask.io"], "resources": ["taskschedules"], "verbs": ["get", "list", "create", "patch"]}, *TASK_RULES]
+    token = service_account_token(kube, ns, "scheduler", rules)
+    template = {"metadata": {"annotations": {RUN_FOR: "1s"}}, "spec": {"type": "sim", "parameters": {"n": 1}}}
+    kube.create(tasks_path(ns, plural="taskqueues"), {"apiVersion": "kubetask.io/v1alpha1", "kind": "TaskQueue", "metadata": {"name": "limited"},
+                                                      "spec": {"maxRunning": 5, "rateLimit": {"starts": 10, "per": "1m"}}})
+    with gateway.client(token) as http:
+        for name, spec in (("nightly-report", {"schedule": "0 3 * * *", "timeZone": "Europe/Berlin"}),
+                           ("paused-sync", {"schedule": "*/15 * * * *", "suspend": True})):
+            response = http.post(f"{base(ns)}/taskschedules", json={"name": name, "spec": {**spec, "taskTemplate": template}})
+            assert response.status_code == 201, response.text
+
+        browser.open(f"{gateway.url}/ui/")
+        browser.wait("!document.querySelector('#login').hidden", "the login box")
+        browser.type("#login-token", token)
+        browser.click("#login-submit")
+        browser.wait("document.body.dataset.stream === 'live' && document.querySelector('#login').hidden", "signed in, stream live")
+
+        # The queue panel shows the rate limit and the throttled count.
+        throttled = "#queue-rows tr[data-queue=\"limited\"] .throttled"
+        browser.wait(f"document.querySelector({json.dumps(throttled)})", "the limited queue's throttled cell")
+        assert "10 starts per 1m" in browser.evaluate(f"document.querySelector({json.dumps(throttled)}).title")
+        assert browser.text(throttled + " .count").isdigit()
+
+        browser.evaluate("location.hash = '#/schedules'")
+        row = "#schedule-rows tr[data-schedule=\"nightly-report\"]"
+        browser.wait(f"document.querySelector({json.dumps(row)})", "the schedule row")
+        assert browser.evaluate(f"document.querySelectorAll({json.dumps(row + ' .next-runs .run')}).length") == 3
+        assert browser.text(row + " .next-runs").startswith("in ") and browser.text(row + " td:nth-child(3)") == "Europe/Berlin"
+        paused = "#schedule-rows tr[data-schedule=\"paused-sync\"]"
+        assert browser.text(paused + " .next-runs").startswith("suspended") and "suspended" in browser.text(paused + " .pill")
+        assert browser.evaluate("document.querySelector('.tabs a[data-tab=\"schedules\"]').classList.contains('on')") is True
+        browser.screenshot("schedules")
+
+        browser.click(row + " button[data-action='trigger']")
+        wait_for(lambda: http.get(f"{base(ns)}/tasks", params={"labelSelector": "kubetask.io/schedule=nightly-report"}).json()["items"],
+                 timeout=20, what="the triggered Task")
+        browser.wait("[...document.querySelectorAll('#toasts .toast')].some(t => t.textContent.includes('created from nightly-report'))",
+                     "the trigger's note")
+
+        suspended_row, resumed_row, runs = (json.dumps(row + '[data-suspended="true"]'), json.dumps(row + '[data-suspended="false"]'),
+                                            json.dumps(row + " .next-runs .run"))
+        browser.click(row + " button[data-action='suspend']")
+        browser.wait(f"document.querySelector({suspended_row})", "the row suspended")
+        assert http.get(f"{base(ns)}/taskschedules/nightly-report").json()["spec"]["suspend"] is True
+        browser.click(row + " button[data-action='resume']")
+        browser.wait(f"document.querySelector({resumed_row}) && document.querySelectorAll({runs}).length === 3", "the row resumed")
+        assert http.get(f"{base(ns)}/taskschedules/nightly-report").json()["spec"]["suspend"] is False
     assert browser.problems() == []
 
 

@@ -7,20 +7,25 @@ the API server holds (they never fail on a field they do not know).
 
 from __future__ import annotations
 
+import itertools
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from kubetask.operator.naming import ANNOTATION_SUBMITTED_BY
+from kubetask.resources import cron
 from kubetask.resources.models import (
-    MAX_NAME, Condition, Failure, Phase, Progress, RunRecord, TaskDefaults, TaskLimits, TaskSpec,
+    MAX_NAME, MAX_SCHEDULE_NAME, Condition, Failure, Phase, Progress, RateLimit, RunRecord, TaskDefaults, TaskLimits,
+    TaskScheduleSpec, TaskScheduleStatus, TaskSpec,
 )
 
 TERMINAL = frozenset(p.value for p in Phase if p.terminal)
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 MAX_LABELS = 32
 MAX_ANNOTATIONS = 32
+NEXT_RUNS = 5  # how many upcoming run times a TaskSchedule view lists
 
 
 class Strict(BaseModel):
@@ -56,6 +61,24 @@ class SubmitRequest(Strict):
 class BatchRequest(Strict):
     items: list[SubmitRequest] = Field(
         ..., min_length=1, description="The Tasks to create, all or none (at most the gateway's batch_max_items, default 100: else 413).")
+
+
+class ScheduleRequest(Strict):
+    """A TaskSchedule to create: its spec (the CRD's TaskScheduleSpec) and optional metadata."""
+
+    name: str = Field(
+        ..., min_length=1, max_length=MAX_SCHEDULE_NAME, pattern=NAME_PATTERN,
+        description=f"The TaskSchedule's name (at most {MAX_SCHEDULE_NAME} characters: its Tasks are named <schedule>-<suffix>).",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, max_length=MAX_LABELS,
+        description=f"Labels of the TaskSchedule (at most {MAX_LABELS}; keys under kubetask.io/ are reserved).",
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict, max_length=MAX_ANNOTATIONS,
+        description=f"Annotations of the TaskSchedule (at most {MAX_ANNOTATIONS}; keys under kubetask.io/ are reserved).",
+    )
+    spec: TaskScheduleSpec = Field(..., description="When to create Tasks and from which template; see the TaskSchedule CRD.")
 
 
 class RetryRequest(Strict):
@@ -135,10 +158,37 @@ class TaskQueueView(View):
     max_running: int
     max_gpus: int | None = None
     paused: bool = False
+    rate_limit: RateLimit | None = Field(None, description="At most `starts` Task starts in any window of length `per`; null: no limit.")
+    retention_seconds: int | None = Field(None, description="Default retention of the queue's finished Tasks.")
     pending: int = Field(0, description="Tasks waiting for admission (from the TaskQueue status, published by the operator).")
     running: int = Field(0, description="Tasks with an unfinished Job.")
     running_gpus: int = 0
+    throttled: int = Field(0, description="Waiting Tasks held back only by the rate limit.")
+    next_start_time: str | None = Field(None, description="When the rate limit lets the next Task start, while Tasks wait for it.")
     creation_timestamp: str | None = None
+
+
+class TaskScheduleView(View):
+    """A TaskSchedule as the gateway shows it: identity, spec and status as stored, and the next run times."""
+
+    name: str
+    namespace: str
+    uid: str
+    resource_version: str
+    generation: int | None = None
+    creation_timestamp: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    submitted_by: str | None = Field(None, description="The user who created the TaskSchedule through the gateway.")
+    spec: dict[str, Any] = Field(..., description="The TaskSchedule's spec, as stored.")
+    status: TaskScheduleStatus = Field(..., description="The TaskSchedule's status, as the operator wrote it ({} before it did).")
+    next_runs: list[str] = Field(default_factory=list, description=f"The next {NEXT_RUNS} run times (UTC, RFC 3339), computed by "
+                                 "the gateway from spec.schedule and spec.timeZone; empty while suspended or if the schedule is invalid.")
+    next_runs_message: str | None = Field(None, description="Why nextRuns is empty (suspended, or what is wrong with the schedule).")
+
+
+class TaskScheduleList(View):
+    items: list[TaskScheduleView]
 
 
 class TaskTypeList(View):
@@ -210,6 +260,43 @@ def taskqueue_view(obj: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": meta.get("name", ""), "namespace": meta.get("namespace", ""),
         "maxRunning": spec.get("maxRunning", 10), "maxGpus": spec.get("maxGpus"), "paused": bool(spec.get("paused", False)),
+        "rateLimit": spec.get("rateLimit"), "retentionSeconds": spec.get("retentionSeconds"),
         "pending": status.get("pending", 0), "running": status.get("running", 0), "runningGpus": status.get("runningGpus", 0),
+        "throttled": status.get("throttled", 0), "nextStartTime": status.get("nextStartTime"),
         "creationTimestamp": meta.get("creationTimestamp"),
+    }
+
+
+def next_runs(spec: dict[str, Any], now: datetime, count: int = NEXT_RUNS) -> tuple[list[str], str | None]:
+    """The schedule's next `count` run times after `now` (UTC, RFC 3339), or none and why."""
+    if spec.get("suspend"):
+        return [], "suspended: no Tasks are created until it is resumed"
+    expression = spec.get("schedule")
+    if not isinstance(expression, str):
+        return [], "spec.schedule is missing"
+    try:
+        times = list(itertools.islice(cron.run_times(expression, spec.get("timeZone"), now), count))
+    except (ValueError, OSError) as error:  # stored before a rule existed, or a zone this gateway's tzdata lacks
+        return [], f"the schedule is invalid: {error}"
+    return [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in times], None
+
+
+def taskschedule_view(obj: dict[str, Any], now: datetime) -> dict[str, Any]:
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    annotations = meta.get("annotations") or {}
+    runs, message = next_runs(spec, now)
+    return {
+        "name": meta.get("name", ""),
+        "namespace": meta.get("namespace", ""),
+        "uid": meta.get("uid", ""),
+        "resourceVersion": meta.get("resourceVersion", ""),
+        "generation": meta.get("generation"),
+        "creationTimestamp": meta.get("creationTimestamp"),
+        "labels": meta.get("labels") or {},
+        "annotations": annotations,
+        "submittedBy": annotations.get(ANNOTATION_SUBMITTED_BY),
+        "spec": spec,
+        "status": status,
+        "nextRuns": runs,
+        "nextRunsMessage": message,
     }

@@ -12,22 +12,26 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from kubetask.api import pagination, selectors, submit
+from kubetask.api import pagination, schedules, selectors, submit
 from kubetask.api.auth import Authorizer, User
 from kubetask.api.cache import ResourceCache
 from kubetask.api.errors import GatewayError, error_info, from_api_error, invalid, not_found
 from kubetask.api.metrics import GatewayMetrics
-from kubetask.api.schemas import SubmitRequest, finished, task_view
+from kubetask.api.schemas import ScheduleRequest, SubmitRequest, finished, task_view
 from kubetask.api.settings import GatewaySettings
 from kubetask.kube import MERGE_PATCH, ApiError, Connection, tasks_path
+from kubetask.operator.naming import ANNOTATION_SUBMITTED_BY
+from kubetask.resources import scheduling
 from kubetask.resources.models import Phase
 from kubetask.resources.validation import Problem
 
 log = logging.getLogger("kubetask.gateway")
 RETRYABLE = frozenset({Phase.FAILED.value, Phase.CANCELLED.value})
 CONFLICT_ATTEMPTS = 5
+SCHEDULES = "taskschedules"
 
 
 class KubeClient(Protocol):
@@ -176,14 +180,7 @@ class Gateway:
             if earlier is not None and submit.same_submission(earlier, item.idempotency, item.digest, user.username):
                 item.replay = earlier
                 return item
-        tasktype = await self.optional(self.tasktypes, namespace, request.spec.type)
-        effective, problems = submit.check(request, (tasktype or {}).get("spec", {}) if tasktype else None, namespace,
-                                           self.settings.default_queue)
-        if effective is not None and self.settings.require_queue:
-            if await self.optional(self.taskqueues, namespace, effective.queue) is None:
-                field = "spec.queue" if request.spec.queue else "spec.type"
-                origin = "" if request.spec.queue else " (the queue comes from the TaskType's defaults or the gateway's default)"
-                problems.append(Problem(field, f"TaskQueue {effective.queue!r} does not exist in namespace {namespace}{origin}", "QueueNotFound"))
+        problems = await self.check(namespace, request)
         if problems:
             item.problems = problems
             return item
@@ -193,6 +190,19 @@ class Gateway:
         item.body = submit.build(namespace, request, name or submit.generated_name(request.spec.type), user.username,
                                  item.idempotency, item.digest)
         return item
+
+    async def check(self, namespace: str, request: SubmitRequest) -> list[Problem]:
+        """Everything a submission is checked for before it is created: submit.check() against the
+        (cached) TaskType, and that its effective queue exists (unless require_queue is off)."""
+        tasktype = await self.optional(self.tasktypes, namespace, request.spec.type)
+        effective, problems = submit.check(request, (tasktype or {}).get("spec", {}) if tasktype else None, namespace,
+                                           self.settings.default_queue)
+        if effective is not None and self.settings.require_queue:
+            if await self.optional(self.taskqueues, namespace, effective.queue) is None:
+                field = "spec.queue" if request.spec.queue else "spec.type"
+                origin = "" if request.spec.queue else " (the queue comes from the TaskType's defaults or the gateway's default)"
+                problems.append(Problem(field, f"TaskQueue {effective.queue!r} does not exist in namespace {namespace}{origin}", "QueueNotFound"))
+        return problems
 
     def _with_key(self, namespace: str, idempotency: str) -> dict[str, Any] | None:
         """A cached Task created with this Idempotency-Key hash, if any."""
@@ -358,6 +368,84 @@ class Gateway:
                     continue
                 raise from_api_error(error, f"retrying Task {name}") from error
         raise GatewayError(409, f"Task {name!r} kept changing while it was being retried; try again")
+
+    # -- TaskSchedules -------------------------------------------------------------------------------
+    # Read live from the API server, not from a watch cache as Tasks are: a namespace holds tens of
+    # schedules, not thousands of Tasks, so one GET per request is cheap; every answer is exactly
+    # what the API server holds (the trigger needs the schedule's current uid for the Task's
+    # ownerReference); and the gateway keeps no watch, and no readiness dependency, on a CRD that a
+    # cluster upgraded gateway-first may not have yet.
+    async def list_schedules(self, namespace: str) -> list[dict[str, Any]]:
+        try:
+            answer = await self.kube.get(tasks_path(namespace, plural=SCHEDULES))
+        except ApiError as error:
+            if error.status == 404:
+                raise GatewayError(404, "the cluster serves no TaskSchedules (is the taskschedules.kubetask.io CRD installed?)") from error
+            raise from_api_error(error, "listing TaskSchedules") from error
+        items: list[dict[str, Any]] = answer.get("items") or []
+        return sorted(items, key=lambda o: str((o.get("metadata") or {}).get("name", "")))
+
+    async def read_schedule(self, namespace: str, name: str) -> dict[str, Any]:
+        try:
+            return await self.kube.get(tasks_path(namespace, name, plural=SCHEDULES))
+        except ApiError as error:
+            if error.status == 404:
+                raise not_found("TaskSchedule", namespace, name) from error
+            raise from_api_error(error, f"reading TaskSchedule {name}") from error
+
+    async def _template_problems(self, namespace: str, template: Any) -> list[Problem]:
+        """What would stop a run of this taskTemplate being submitted, named as template fields."""
+        request, problems = schedules.template_submission(template if isinstance(template, dict) else {})
+        if request is None:
+            return problems
+        return [Problem(schedules.template_field(p.field), p.message, p.reason) for p in await self.check(namespace, request)]
+
+    async def create_schedule(self, namespace: str, request: ScheduleRequest, user: User) -> dict[str, Any]:
+        problems = submit.metadata_problems(request.labels, request.annotations)
+        problems += await self._template_problems(namespace, request.spec.task_template.to_json())
+        if problems:
+            raise invalid(problems, what=f"the TaskSchedule {request.name!r}")
+        try:
+            return await self.kube.create(tasks_path(namespace, plural=SCHEDULES), schedules.build(namespace, request, user.username))
+        except ApiError as error:
+            if error.status == 409:
+                raise GatewayError(409, f"TaskSchedule {request.name!r} already exists in namespace {namespace}", reason="AlreadyExists") from error
+            raise from_api_error(error, f"creating TaskSchedule {request.name}") from error
+
+    async def trigger(self, namespace: str, name: str, user: User, now: datetime | None = None) -> dict[str, Any]:
+        """Create a Task from the schedule's template now, as `user` (recorded like a submitter).
+
+        A suspended schedule can be triggered too (as `kubectl create job --from=cronjob/...`):
+        suspend stops the clock, not people."""
+        schedule = await self.read_schedule(namespace, name)
+        problems = await self._template_problems(namespace, (schedule.get("spec") or {}).get("taskTemplate"))
+        if problems:
+            self.metrics.submissions.labels("invalid").inc()
+            raise invalid(problems, what=f"the taskTemplate of TaskSchedule {name!r}")
+        body = scheduling.task_for_run(schedule, now or datetime.now(timezone.utc), manual=True,
+                                       extra_annotations={ANNOTATION_SUBMITTED_BY: user.username})
+        task_name = body["metadata"]["name"]
+        try:
+            created = await self.kube.create(tasks_path(namespace), body)
+        except ApiError as error:
+            if error.status == 409:  # manual names have one-second resolution: a double click
+                self.metrics.submissions.labels("conflict").inc()
+                raise GatewayError(409, f"Task {task_name!r} already exists: TaskSchedule {name!r} was triggered twice within "
+                                   "one second; try again", reason="AlreadyExists") from error
+            self.metrics.submissions.labels("error").inc()
+            raise from_api_error(error, f"creating Task {task_name} from TaskSchedule {name}") from error
+        self.metrics.submissions.labels("created").inc()
+        return created
+
+    async def set_suspend(self, namespace: str, name: str, suspend: bool) -> dict[str, Any]:
+        """spec.suspend, by merge patch without a resourceVersion precondition: setting one boolean is
+        idempotent, so the last of two concurrent requests wins, as with `kubectl patch`."""
+        try:
+            return await self.kube.patch(tasks_path(namespace, name, plural=SCHEDULES), {"spec": {"suspend": suspend}})
+        except ApiError as error:
+            if error.status == 404:
+                raise not_found("TaskSchedule", namespace, name) from error
+            raise from_api_error(error, f"{'suspending' if suspend else 'resuming'} TaskSchedule {name}") from error
 
 
 def _name_of(item: Submission) -> str | None:

@@ -195,6 +195,18 @@ class Gateway:
     def tasktype(self, name: str) -> dict[str, Any]:
         return dict(self.request("GET", self.path("tasktypes", name)))
 
+    # --- schedules ----------------------------------------------------------------------------
+
+    def schedules(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", self.path("taskschedules")).get("items") or [])
+
+    def schedule(self, name: str) -> dict[str, Any]:
+        return dict(self.request("GET", self.path("taskschedules", name)))
+
+    def schedule_action(self, name: str, action: str) -> dict[str, Any]:
+        """POST taskschedules/NAME:ACTION (trigger answers the created Task; suspend and resume the schedule)."""
+        return dict(self.request("POST", self.path("taskschedules", f"{name}:{action}")))
+
     # --- streams ------------------------------------------------------------------------------
 
     def watch(self, name: str) -> Iterator[Event]:

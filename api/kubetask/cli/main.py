@@ -1,4 +1,4 @@
-"""`kubetask`: submit, inspect, follow, cancel and retry Tasks through the kubetask gateway.
+"""`kubetask`: submit, inspect, follow, cancel and retry Tasks (and operate TaskSchedules) through the kubetask gateway.
 
 Exit codes: 0 success; 1 the Task failed or was cancelled (watch, submit --watch, retry --watch);
 2 usage or configuration error; 3 the gateway answered with an error; 4 the gateway could not be
@@ -51,6 +51,8 @@ examples:
   kubetask list --phase Failed -l team=a
   kubetask watch resize-1001
   kubetask logs resize-1001 -f
+  kubetask schedules get nightly-report
+  kubetask schedules trigger nightly-report --watch
 """
 
 
@@ -217,6 +219,29 @@ def build_parser() -> Parser:
     p = command("types", "list TaskTypes and their parameters (NAME: show one in full)")
     p.add_argument("name", metavar="NAME", nargs="?")
     output(p)
+
+    p = command("schedules", "list TaskSchedules, see their next runs, trigger one now, suspend or resume", description=(
+        "TaskSchedules create Tasks on a cron schedule. Create them with kubectl or the API\n"
+        "(POST .../taskschedules); these commands read and operate them."))
+    actions = p.add_subparsers(dest="schedules_command", metavar="SUBCOMMAND", required=True, parser_class=Parser)
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        return actions.add_parser(name, parents=[common], help=help, description=help)
+
+    q = action("list", "a table: NAME, SCHEDULE, TIMEZONE, SUSPENDED, ACTIVE, LAST, NEXT, MISSED, READY, AGE")
+    output(q, ("name", "json", "yaml"))
+    q = action("get", "one TaskSchedule with its next run times")
+    q.add_argument("name", metavar="NAME")
+    output(q)
+    q = action("trigger", "create a Task from the schedule's template now")
+    q.add_argument("name", metavar="NAME")
+    q.add_argument("-w", "--watch", action="store_true", help="then follow the Task until it finishes (exit code as `watch`)")
+    output(q, ("name", "json", "yaml"))
+    for verb, help in (("suspend", "stop creating Tasks (spec.suspend: true); running Tasks go on"),
+                       ("resume", "create Tasks again (spec.suspend: false); runs missed meanwhile are not made up")):
+        q = action(verb, help)
+        q.add_argument("name", metavar="NAME")
+        output(q)
 
     command("config", "show the settings in effect and where each came from")
     return parser
@@ -464,6 +489,43 @@ def cmd_types(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_schedules(ctx: Context, args: argparse.Namespace) -> int:
+    gw = ctx.gateway()
+    if args.schedules_command == "list":
+        schedules = gw.schedules()
+        if args.output in ("json", "yaml"):
+            ctx.print(render.dump({"items": schedules}, args.output))
+        elif args.output == "name":
+            for schedule in schedules:
+                ctx.print(schedule["name"])
+        elif schedules:
+            ctx.print(render.schedule_table(schedules))
+        else:
+            ctx.err.write(f"No TaskSchedules in namespace {ctx.settings.namespace}.\n")
+        return EXIT_OK
+    if args.schedules_command == "get":
+        schedule = gw.schedule(args.name)
+        ctx.print(render.dump(schedule, args.output) if args.output else render.describe_schedule(schedule))
+        return EXIT_OK
+    if args.schedules_command == "trigger":
+        task = gw.schedule_action(args.name, "trigger")
+        if args.output in ("json", "yaml"):
+            ctx.print(render.dump(task, args.output))
+        elif args.output == "name":
+            ctx.print(task["name"])
+        else:
+            ctx.print(f"task/{task['name']} created from taskschedule/{args.name}")
+        return watch_task(ctx, gw, task["name"]) if args.watch else EXIT_OK
+    schedule = gw.schedule_action(args.name, args.schedules_command)  # suspend | resume
+    if args.output:
+        ctx.print(render.dump(schedule, args.output))
+    else:
+        done = "suspended" if args.schedules_command == "suspend" else "resumed"
+        runs = schedule.get("nextRuns") or []
+        ctx.print(f"taskschedule/{schedule['name']} {done}" + (f"; next run {runs[0]}" if runs else ""))
+    return EXIT_OK
+
+
 def cmd_config(ctx: Context, args: argparse.Namespace) -> int:
     s = ctx.settings
     token = "(none)" if not s.token else f"{s.token[:6]}…{s.token[-4:]} ({len(s.token)} characters)" if len(s.token) > 16 else "(set)"
@@ -476,7 +538,7 @@ def cmd_config(ctx: Context, args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[Context, argparse.Namespace], int]] = {
     "submit": cmd_submit, "get": cmd_get, "list": cmd_list, "watch": cmd_watch, "cancel": cmd_cancel, "retry": cmd_retry,
-    "logs": cmd_logs, "queues": cmd_queues, "types": cmd_types, "config": cmd_config,
+    "logs": cmd_logs, "queues": cmd_queues, "types": cmd_types, "schedules": cmd_schedules, "config": cmd_config,
 }
 
 

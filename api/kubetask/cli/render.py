@@ -151,9 +151,11 @@ def queue_table(queues: Sequence[dict[str, Any]], now: datetime | None = None) -
     rows = []
     for q in queues:
         gpus = f"{q.get('runningGpus', 0)}/{q['maxGpus']}" if q.get("maxGpus") is not None else "-"
+        limit = q.get("rateLimit") if isinstance(q.get("rateLimit"), dict) else None
+        rate = f"{limit.get('starts')}/{limit.get('per')}" if limit else "-"
         rows.append([q.get("name", ""), "paused" if q.get("paused") else "active", q.get("pending", 0), q.get("running", 0),
-                     q.get("maxRunning", ""), gpus, age(q.get("creationTimestamp"), now)])
-    return table(("NAME", "STATE", "PENDING", "RUNNING", "MAX-RUNNING", "GPUS", "AGE"), rows)
+                     q.get("maxRunning", ""), gpus, rate, q.get("throttled", 0), age(q.get("creationTimestamp"), now)])
+    return table(("NAME", "STATE", "PENDING", "RUNNING", "MAX-RUNNING", "GPUS", "RATE", "THROTTLED", "AGE"), rows)
 
 
 def schema_summary(schema: Any) -> str:
@@ -180,6 +182,100 @@ def type_table(types: Sequence[dict[str, Any]], now: datetime | None = None) -> 
         rows.append([t.get("name", ""), t.get("image") or "", defaults.get("queue") or "-",
                      schema_summary(t.get("parametersSchema")), age(t.get("creationTimestamp"), now)])
     return table(("NAME", "IMAGE", "QUEUE", "PARAMETERS", "AGE"), rows)
+
+
+# --- schedules --------------------------------------------------------------------------------
+
+def until(value: Any, now: datetime | None = None) -> str:
+    """`in 5m` for a time ahead, `now` for one that has come, `-` when there is none."""
+    moment = parse_time(value)
+    if moment is None:
+        return "-"
+    seconds = (moment - (now or datetime.now(timezone.utc))).total_seconds()
+    return f"in {human_duration(seconds)}" if seconds >= 1 else "now"
+
+
+def next_run(schedule: dict[str, Any]) -> Any:
+    """The gateway's first computed run, else the operator's status.nextScheduleTime."""
+    runs = schedule.get("nextRuns") or []
+    return runs[0] if runs else (schedule.get("status") or {}).get("nextScheduleTime")
+
+
+def ready_reason(schedule: dict[str, Any]) -> str:
+    for condition in (schedule.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return str(condition.get("reason") or condition.get("status") or "")
+    return "-"
+
+
+SCHEDULE_HEADERS = ("NAME", "SCHEDULE", "TIMEZONE", "SUSPENDED", "ACTIVE", "LAST", "NEXT", "MISSED", "READY", "AGE")
+
+
+def schedule_table(schedules: Sequence[dict[str, Any]], now: datetime | None = None) -> str:
+    rows = []
+    for item in schedules:
+        spec, status = item.get("spec") or {}, item.get("status") or {}
+        last = status.get("lastScheduleTime")
+        suspended = bool(spec.get("suspend"))
+        rows.append([item.get("name", ""), spec.get("schedule", ""), spec.get("timeZone") or "UTC", "yes" if suspended else "no",
+                     status.get("activeCount", 0), age(last, now) if last else "-", "-" if suspended else until(next_run(item), now),
+                     status.get("missedRuns", 0), ready_reason(item), age(item.get("creationTimestamp"), now)])
+    return table(SCHEDULE_HEADERS, rows)
+
+
+def _in_zone(value: str, zone: str | None) -> str:
+    """The time as the schedule reads it (`Thu 2026-12-03 03:00 CET`); empty without tzdata."""
+    moment = parse_time(value)
+    if moment is None:
+        return ""
+    try:
+        from zoneinfo import ZoneInfo
+
+        return moment.astimezone(ZoneInfo(zone or "UTC")).strftime("%a %Y-%m-%d %H:%M %Z")
+    except (ValueError, OSError):  # no tzdata on this machine, or a zone it does not know
+        return ""
+
+
+def describe_schedule(schedule: dict[str, Any], now: datetime | None = None) -> str:
+    spec, status = schedule.get("spec") or {}, schedule.get("status") or {}
+    template = (spec.get("taskTemplate") or {}).get("spec") or {}
+    zone = spec.get("timeZone")
+    rows: list[tuple[str, str]] = [
+        ("Name", str(schedule.get("name", ""))), ("Namespace", str(schedule.get("namespace", ""))),
+        ("Schedule", f"{spec.get('schedule', '')}   ({zone or 'UTC'})"),
+        ("Suspended", "yes" if spec.get("suspend") else "no"),
+        ("Concurrency", str(spec.get("concurrencyPolicy") or "Allow")),
+    ]
+    if spec.get("startingDeadlineSeconds") is not None:
+        rows.append(("Deadline", f"{spec['startingDeadlineSeconds']}s after each scheduled time"))
+    rows.append(("History", f"keeps {spec.get('successfulHistoryLimit', 3)} succeeded, {spec.get('failedHistoryLimit', 1)} failed"))
+    task = f"type {template.get('type', '')}" + (f", queue {template['queue']}" if template.get("queue") else "")
+    if template.get("parameters") is not None:
+        task += f", parameters {compact_json(template['parameters'])}"
+    rows.append(("Task", task))
+    if schedule.get("submittedBy"):
+        rows.append(("Created by", str(schedule["submittedBy"])))
+    for label, key, holder in (("Created", "creationTimestamp", schedule), ("Last run", "lastScheduleTime", status),
+                               ("Last success", "lastSuccessfulTime", status)):
+        if holder.get(key):
+            rows.append((label, f"{holder[key]} ({age(holder[key], now)} ago)"))
+    active = [str(a.get("name", "")) for a in status.get("active") or [] if isinstance(a, dict)]
+    rows.append(("Active", str(status.get("activeCount", len(active))) + (f": {', '.join(active)}" if active else "")))
+    rows.append(("Missed runs", str(status.get("missedRuns", 0))))
+    lines = [f"{label + ':':<14}{value}" for label, value in rows]
+    runs = schedule.get("nextRuns") or []
+    if runs:
+        lines.append("Next runs:")
+        lines.extend(f"  {run}  {until(run, now):<10}  {_in_zone(run, zone)}".rstrip() for run in runs)
+    else:
+        lines.append(f"{'Next runs:':<14}none: {schedule.get('nextRunsMessage') or 'the gateway computed none'}")
+    conditions = status.get("conditions") or []
+    if conditions:
+        lines.append("Conditions:")
+        cond_rows = [[c.get("type", ""), c.get("status", ""), c.get("reason", ""), age(c.get("lastTransitionTime"), now),
+                      c.get("message", "")] for c in conditions]
+        lines.extend("  " + line for line in table(("TYPE", "STATUS", "REASON", "AGE", "MESSAGE"), cond_rows).splitlines())
+    return "\n".join(lines)
 
 
 # --- progress ---------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def zone(name: str | None) -> ZoneInfo:
     """The IANA time zone `name` (UTC when unset); ValueError for an unknown name."""
     try:
         return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError) as error:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:  # OSError: "America" is a folder of zones
         raise ValueError(f"{name!r} is not an IANA time zone name such as UTC or Europe/Berlin") from error
 
 

@@ -105,6 +105,11 @@
   }
   const ms = (ts) => (ts ? Date.parse(ts) : NaN);
   const ago = (ts) => (Number.isFinite(ms(ts)) ? human((Date.now() - ms(ts)) / 1000) : '—');
+  function until(ts) { // a time ahead: "in 5m" ("now" once it has come)
+    if (!Number.isFinite(ms(ts))) return '—';
+    const sec = (ms(ts) - Date.now()) / 1000;
+    return sec >= 1 ? 'in ' + human(sec) : 'now';
+  }
   const abs = (ts) => (Number.isFinite(ms(ts)) ? new Date(ms(ts)).toLocaleString() : '');
   function duration(t) {
     if (!t.startTime || (TERMINAL.has(t.phase) && !t.finished)) return '';
@@ -456,7 +461,7 @@
         panel('Failure rate', [charts.fr, h('p', { class: 'muted small', text: 'Failed runs among finished ones (cancelled runs excluded), per interval.' })],
           frHead, 'panel-failures')),
       h('div', { class: 'grid two' },
-        panel('Queues', queues, h('span', { class: 'muted small', text: 'pending and running, from each TaskQueue\'s status' }), 'panel-queues'),
+        panel('Queues', queues, h('span', { class: 'muted small', text: 'pending, running and throttled, from each TaskQueue\'s status' }), 'panel-queues'),
         panel('Task types', types, null, 'panel-types')),
       panel('Recent tasks', recent, h('a', { href: '#/tasks', class: 'more', text: 'All tasks →' }), 'panel-recent'));
 
@@ -495,12 +500,16 @@
     if (!S.queues) return replace(box, h('p', { class: 'muted', text: 'Loading…' }));
     if (!S.queues.length) return replace(box, h('p', { class: 'muted', text: 'No TaskQueues in this namespace: Tasks wait until their queue exists.' }));
     replace(box, h('table', { class: 'queues' },
-      h('thead', {}, h('tr', {}, ['Queue', 'State', 'Pending', 'Running', 'Capacity', 'GPUs'].map((c, i) => h('th', { text: c, class: [2, 3, 5].includes(i) ? 'num' : null })))),
+      h('thead', {}, h('tr', {}, ['Queue', 'State', 'Pending', 'Running', 'Throttled', 'Capacity', 'GPUs'].map((c, i) => h('th', { text: c, class: [2, 3, 4, 6].includes(i) ? 'num' : null })))),
       h('tbody', { id: 'queue-rows' }, S.queues.map((q) => h('tr', { dataset: { queue: q.name }, class: 'clickable', onclick: () => go(`#/tasks?queue=${encodeURIComponent(q.name)}`) },
         h('td', { class: 'name' }, h('a', { href: `#/tasks?queue=${encodeURIComponent(q.name)}`, text: q.name })),
         h('td', {}, h('span', { class: `pill ${q.paused ? 'paused' : 'active'}`, text: q.paused ? 'paused' : 'active' })),
         h('td', { class: 'num pending', text: String(q.pending) }),
         h('td', { class: 'num running', text: String(q.running) }),
+        // Held back only by spec.rateLimit; nextStartTime is when the limit lets the next one start.
+        h('td', { class: 'num throttled', title: q.rateLimit ? `rate limit: ${q.rateLimit.starts} starts per ${q.rateLimit.per}${q.nextStartTime ? '; next start ' + abs(q.nextStartTime) : ''}` : 'no rate limit' },
+          h('span', { class: 'count', text: String(q.throttled || 0) }),
+          q.throttled && q.nextStartTime ? h('span', { class: 'muted small next-start', text: ` · next ${until(q.nextStartTime)}` }) : null),
         h('td', { class: 'capacity', title: `${q.running} of ${q.maxRunning} running` }, bar(q.maxRunning ? Math.min(100, Math.round((q.running / q.maxRunning) * 100)) : 0), h('span', { class: 'pct', text: `${q.running}/${q.maxRunning}` })),
         h('td', { class: 'num', text: q.maxGpus !== null && q.maxGpus !== undefined ? `${q.runningGpus}/${q.maxGpus}` : '—' }))))));
     if (S.queuesError) box.append(notice('warn', 'Stale:', S.queuesError.message));
@@ -597,6 +606,93 @@
       return ok;
     }
     return { update, leave() {} };
+  }
+
+  // --- schedules ------------------------------------------------------------------------------
+
+  // TaskSchedules are few and change rarely: read every 5 s while this page is open (the gateway
+  // reads them from the API server), not streamed like Tasks.
+  const SCHEDULE_COLUMNS = ['Name', 'Schedule', 'Time zone', 'Suspended', 'Active', 'Last', 'Next runs', 'Missed', 'Ready', ''];
+
+  function schedulesView() {
+    const body = h('div', { id: 'schedule-table' });
+    const summary = h('span', { class: 'muted small', id: 'schedule-count' });
+    replace($('#view'), panel('Schedules', body, summary, 'panel-schedules'));
+    document.title = `schedules · ${S.namespace} · kubetask`;
+    let items = null;
+    let error = null;
+    let left = false;
+    const busy = new Set(); // names with an action in flight
+    const ctrl = new AbortController();
+
+    async function load() {
+      try { items = (await api('taskschedules', { signal: ctrl.signal })).items; error = null; } catch (e) { if (e.name !== 'AbortError') error = e; }
+      if (!left) update();
+    }
+
+    async function act(schedule, kind) {
+      const name = schedule.name;
+      if (busy.has(name)) return;
+      busy.add(name);
+      update();
+      try {
+        const answer = await api(`taskschedules/${encodeURIComponent(name)}:${kind}`, { method: 'POST' });
+        if (kind === 'trigger') {
+          remember(answer); // the Task; the stream reports it too
+          toast(`Task ${answer.name} created from ${name}.`, 'ok');
+        } else {
+          items = (items || []).map((x) => (x.name === answer.name ? answer : x));
+          toast(`${name} ${kind === 'suspend' ? 'suspended' : 'resumed'}.`, 'ok');
+        }
+      } catch (e) {
+        toast(`${{ trigger: 'Trigger', suspend: 'Suspend', resume: 'Resume' }[kind]} of ${name} failed: ${e.message} (${e.title})`, 'error');
+      }
+      busy.delete(name);
+      if (kind === 'trigger') load(); else update();
+    }
+
+    function row(sc) {
+      const spec = sc.spec || {};
+      const st = sc.status || {};
+      const suspended = Boolean(spec.suspend);
+      const ready = (st.conditions || []).find((c) => c.type === 'Ready');
+      const runs = sc.nextRuns || [];
+      const tasks = `#/tasks?q=${encodeURIComponent('kubetask.io/schedule=' + sc.name)}`;
+      const button = (kind, label, cls, title) => h('button', { type: 'button', class: `${cls} small`, dataset: { action: kind }, disabled: busy.has(sc.name),
+        title, text: label, onclick: (ev) => { ev.stopPropagation(); act(sc, kind); } });
+      return h('tr', { dataset: { schedule: sc.name, suspended: String(suspended) } },
+        h('td', { class: 'name' }, h('a', { href: tasks, text: sc.name, title: 'its Tasks' })),
+        h('td', { class: 'mono small', text: spec.schedule || '' }),
+        h('td', { class: 'small', text: spec.timeZone || 'UTC' }),
+        h('td', {}, h('span', { class: `pill ${suspended ? 'paused' : 'active'}`, text: suspended ? 'suspended' : 'active' })),
+        h('td', { class: 'num active-count', text: String(st.activeCount || 0) }),
+        h('td', { class: 'num', title: abs(st.lastScheduleTime), text: st.lastScheduleTime ? ago(st.lastScheduleTime) + ' ago' : '—' }),
+        h('td', { class: 'next-runs small', title: runs.map(abs).join('\n') || null },
+          runs.length ? runs.slice(0, 3).map((r) => h('span', { class: 'run', text: until(r) })) : h('span', { class: 'muted', text: sc.nextRunsMessage || '—' })),
+        h('td', { class: 'num missed', text: String(st.missedRuns || 0) }),
+        h('td', { class: 'ready', title: ready ? ready.message || null : null },
+          ready ? h('span', { class: `pill ${ready.status === 'True' ? 'active' : 'paused'}`, text: ready.reason }) : h('span', { class: 'muted', text: '—' })),
+        h('td', { class: 'actions' },
+          button('trigger', 'Trigger now', 'primary', 'create a Task from the template now'),
+          suspended ? button('resume', 'Resume', 'ghost', 'create Tasks on schedule again')
+            : button('suspend', 'Suspend', 'ghost', 'stop creating Tasks; running ones go on')));
+    }
+
+    function update() {
+      if (error && !items) return replace(body, notice('error', error.title, error.message));
+      if (!items) return replace(body, h('p', { class: 'muted', text: 'Loading…' }));
+      summary.textContent = `${items.length} schedule${items.length === 1 ? '' : 's'}`;
+      if (!items.length) return replace(body, h('p', { class: 'muted', text: 'No TaskSchedules in this namespace. Create one with kubectl apply or POST …/taskschedules (docs/gateway.md).' }));
+      replace(body, h('table', { class: 'schedules' },
+        h('thead', {}, h('tr', {}, SCHEDULE_COLUMNS.map((c, i) => h('th', { text: c, class: [4, 7].includes(i) ? 'num' : null })))),
+        h('tbody', { id: 'schedule-rows' }, items.map(row))));
+      if (error) body.append(notice('warn', 'Stale:', error.message));
+      return body;
+    }
+
+    load();
+    const timer = setInterval(() => { if (document.visibilityState === 'visible') load(); }, 5000);
+    return { update, leave() { left = true; clearInterval(timer); ctrl.abort(); } };
   }
 
   // --- one task -------------------------------------------------------------------------------
@@ -829,7 +925,7 @@
     if (S.view) S.view.leave();
     const task = path.match(/^\/tasks\/(.+)$/);
     let tab = 'overview';
-    if (task) { S.view = taskView(decodeURIComponent(task[1])); tab = 'tasks'; } else if (path === '/tasks') { S.view = tasksView(params); tab = 'tasks'; } else { S.view = overviewView(); document.title = `kubetask · ${S.namespace}`; }
+    if (task) { S.view = taskView(decodeURIComponent(task[1])); tab = 'tasks'; } else if (path === '/tasks') { S.view = tasksView(params); tab = 'tasks'; } else if (path === '/schedules') { S.view = schedulesView(); tab = 'schedules'; } else { S.view = overviewView(); document.title = `kubetask · ${S.namespace}`; }
     for (const a of document.querySelectorAll('.tabs a')) a.classList.toggle('on', a.dataset.tab === tab);
     document.body.dataset.view = task ? 'task' : tab;
     S.view.update();
