@@ -11,7 +11,7 @@ import itertools
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from kubetask.operator.naming import ANNOTATION_SUBMITTED_BY
