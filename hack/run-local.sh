@@ -45,6 +45,7 @@ metadata: {name: kubetask-user}
 rules:
 - {apiGroups: [kubetask.io], resources: [tasks], verbs: [create, get, list, watch, patch]}
 - {apiGroups: [kubetask.io], resources: [tasktypes, taskqueues], verbs: [get, list, watch]}
+- {apiGroups: [kubetask.io], resources: [taskschedules], verbs: [create, get, list, watch, patch]}
 - {apiGroups: [""], resources: [pods/log], verbs: [get]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
@@ -70,6 +71,7 @@ kubetask is running.
   export PATH="$BIN:\$PATH" KUBECONFIG="$KUBECONFIG"
   kubectl apply -f handlers-images/examples/echo/example-task.yaml
   kubectl get tasks -w
+  kubectl apply -f handlers-images/examples/echo/example-schedule.yaml && kubectl get taskschedules
   Gateway: http://127.0.0.1:$GATEWAY_PORT/docs   (token: kubectl create token demo)
 $( [[ $LOCAL == 1 ]] && echo "  Local control plane: stop with 'make down'." )
 Ctrl-C stops the operator and the gateway.
