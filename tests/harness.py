@@ -102,7 +102,10 @@ class OperatorProcess:
                # Shorter than production so tests of refusals and failover finish in seconds; the
                # mechanisms are the same (production: retries up to 300 s apart, 15 s leases).
                "KUBETASK_RETRY_MAX_DELAY": "3", "KUBETASK_PENDING_POD_CHECK_SECONDS": "2", "KUBETASK_LEADER_LEASE_SECONDS": "4",
-               "KUBETASK_LEADER_RENEW_DEADLINE_SECONDS": "3", "KUBETASK_LEADER_RETRY_SECONDS": "0.5", **self.extra_env}
+               "KUBETASK_LEADER_RENEW_DEADLINE_SECONDS": "3", "KUBETASK_LEADER_RETRY_SECONDS": "0.5",
+               # Retention sweeps every second so its tests take seconds; the default retention
+               # stays 7 days, so only Tasks that ask for a short one are deleted under a test.
+               "KUBETASK_RETENTION_CHECK_SECONDS": "1", **self.extra_env}
         log = open(self.log_dir / f"operator-{self.starts}.log", "w")
         self.process = subprocess.Popen([sys.executable, "-m", "kubetask.operator.main"], env=env, stdout=log, stderr=subprocess.STDOUT)
         wait_for(lambda: httpx.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1).status_code == 200,

@@ -111,10 +111,11 @@ meta.helm.sh/release-namespace: {{ .Release.Namespace }}
 
 {{/* Operator RBAC rules in a watched namespace (or cluster-wide). */}}
 {{- define "kubetask.operator.namespacedRules" -}}
-# Tasks are read, never written: the operator only writes their status.
+# Tasks: read; created by TaskSchedules, cancelled by their Replace policy (patch spec.cancel),
+# and deleted by retention and by schedules' history limits. Otherwise only their status is written.
 - apiGroups: [kubetask.io]
   resources: [tasks]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [kubetask.io]
   resources: [tasks/status]
   verbs: [get, patch]
@@ -126,6 +127,12 @@ meta.helm.sh/release-namespace: {{ .Release.Namespace }}
   verbs: [get, list, watch]
 - apiGroups: [kubetask.io]
   resources: [taskqueues/status]
+  verbs: [get, patch]
+- apiGroups: [kubetask.io]
+  resources: [taskschedules]
+  verbs: [get, list, watch]
+- apiGroups: [kubetask.io]
+  resources: [taskschedules/status]
   verbs: [get, patch]
 # One Job per Task run (deterministic name); deleted on cancel.
 - apiGroups: [batch]
@@ -161,6 +168,11 @@ meta.helm.sh/release-namespace: {{ .Release.Namespace }}
 - apiGroups: [kubetask.io]
   resources: [tasktypes, taskqueues]
   verbs: [get, list, watch]
+# TaskSchedules are read live (no watch): read, create, suspend and resume (patch spec.suspend).
+# "Trigger now" reads the schedule and creates a Task (the tasks rule above). Never delete.
+- apiGroups: [kubetask.io]
+  resources: [taskschedules]
+  verbs: [get, list, create, patch]
 # A Task's pods and their logs.
 - apiGroups: [""]
   resources: [pods]

@@ -45,3 +45,16 @@ class OperatorSettings(BaseSettings):
         10.0, gt=0, description="The leader exits when no renewal has succeeded for this long (less than the lease duration).")
     leader_retry_seconds: float = Field(
         2.0, gt=0, description="Seconds between renewals by the leader, and between tries by a standby.")
+    retention_seconds: int = Field(
+        604800, description="Retention of a finished Task that sets none itself and whose TaskType and TaskQueue set none: "
+        "it is deleted (its Job and pods with it) this many seconds after it finished. 7 days, not forever: every Task "
+        "record stays in etcd and in every watcher's memory (the operator's, the gateway's cache), so keeping them all "
+        "grows without bound at scale, while a week still leaves time to read a result or debug a failure. "
+        "A negative value keeps such Tasks forever.")
+    retention_check_seconds: float = Field(
+        30.0, gt=0, description="Seconds between retention sweeps at most (sooner when the next Task comes due sooner). "
+        "A sweep reads Kopf's index, not the API server.")
+    retention_deletes_per_second: float = Field(
+        10.0, gt=0, description="Pace of retention's writes (Task deletes, and the Retained status notes of GitOps-managed "
+        "Tasks): a backlog of expired Tasks, e.g. right after an upgrade, is deleted in batches at this rate instead of "
+        "flooding the API server.")

@@ -24,7 +24,7 @@ import kopf
 
 from kubetask.kube import ApiError, Kube, core_path, tasks_path
 from kubetask.operator import metrics
-from kubetask.operator.admission import Candidate, QueueState, admit
+from kubetask.operator.admission import Candidate, QueueState, RateWindow, admission_order, admit
 from kubetask.operator.config import OperatorSettings
 from kubetask.operator.decide import (TERMINAL, Decision, Need, Refusal, TaskFacts, accepted_before, base_status,
                                       classify_refusal, current_run, decide, desired_status, invalid_verdict,
@@ -35,13 +35,15 @@ from kubetask.operator.naming import MANAGED_BY, MANAGED_BY_VALUE
 from kubetask.operator.records import FinishedTask, ScheduledTask
 from kubetask.operator.resolve import effective_queue, resolve
 from kubetask.operator.status import JobSummary, PodSummary, Verdict, status_changed, summarize_pod
-from kubetask.resources.models import Phase
+from kubetask.resources.models import Phase, parse_duration
 
 log = logging.getLogger("kubetask.operator")
 NOT_WAITING = TERMINAL | {Phase.RUNNING.value}
 PARAMETERS_OMITTED = "_parametersOmitted"  # set on index bodies whose (large) parameters were left out
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set by the Job controller on its pods
 CONFLICT_RETRIES = 3  # re-decisions on fresh data after a 409, before the work queue's backoff takes over
+RATE_WAKE_MARGIN = 0.2  # a rate-limited queue comes back this long after its next start is allowed
+RATE_ESTIMATE_SLACK = 5.0  # seconds an earliest-start estimate may move before the Task's status is rewritten
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,17 @@ class QueueSpec:
     generation: int | None
     status: dict[str, Any]
     retention_seconds: int | None = None  # spec.retentionSeconds: the default retention of its finished Tasks
+    rate_limit: RateWindow | None = None  # spec.rateLimit
+
+
+def rate_window(spec: dict[str, Any] | None) -> RateWindow | None:
+    """spec.rateLimit as a RateWindow (None when unset or unreadable: the API server validated it)."""
+    if not spec:
+        return None
+    try:
+        return RateWindow(starts=int(spec["starts"]), per=parse_duration(str(spec["per"])), per_text=str(spec["per"]))
+    except (KeyError, ValueError):
+        return None
 
 
 @dataclass
@@ -87,6 +100,7 @@ class Views:
     tasktype: Callable[[str, str], dict[str, Any] | None]  # (namespace, name) → TaskType spec
     queue: Callable[[str, str], QueueSpec | None]  # (namespace, name) → TaskQueue
     all_queues: Callable[[], Iterable[tuple[str, str]]]  # every TaskQueue (namespace, name)
+    queue_jobs: Callable[[str, str], Iterable[JobSummary]] = lambda ns, q: ()  # (namespace, queue) → every Job, finished too
     finished_tasks: Callable[[], Iterable[FinishedTask]] = lambda: ()  # every finished Task (retention)
     queue_starts: Callable[[str, str], Iterable[FinishedTask]] = lambda ns, q: ()  # (namespace, queue) → finished Tasks that started
     schedule: Callable[[str, str], dict[str, Any] | None] = lambda ns, name: None  # (namespace, name) → TaskSchedule body
@@ -143,10 +157,12 @@ class KeyedLocks:
 
 
 class Controller:
-    def __init__(self, kube: Kube, settings: OperatorSettings, enqueue: Callable[[Key], None] = lambda key: None) -> None:
+    def __init__(self, kube: Kube, settings: OperatorSettings, enqueue: Callable[[Key], None] = lambda key: None,
+                 enqueue_after: Callable[[Key, float], None] = lambda key, delay: None) -> None:
         self.kube = kube
         self.settings = settings
         self.enqueue = enqueue
+        self.enqueue_after = enqueue_after
         self.memory = Memory()
         # A Task's status is written by its own key's worker and by its queue's (Queued, Started,
         # refused): the per-Task lock keeps those two from interleaving.
@@ -361,9 +377,11 @@ class Controller:
         Runs for one queue at a time (the work queue never runs one key twice at once)."""
         waiting = self._waiting(namespace, queue_name, views)
         if not waiting:
+            self.memory.set_throttled(namespace, queue_name, 0, None)
             return
         queue = views.queue(namespace, queue_name)
         admitted: list[Candidate] = []
+        estimates: dict[str, float] = {}  # uid → earliest start, for Tasks the rate limit holds back
         if queue is None:
             reason, message = "QueueNotFound", f"TaskQueue {queue_name!r} does not exist in namespace {namespace}; the Task waits until it is created"
         else:
@@ -377,6 +395,14 @@ class Controller:
                 reason, message = "QueuePaused", f"TaskQueue {queue_name!r} is paused"
             else:
                 reason, message = "WaitingForCapacity", f"TaskQueue {queue_name!r} is full ({queue.max_running} running at most)"
+            throttled: list[Candidate] = []
+            if queue.rate_limit is not None and admitted:
+                admitted, throttled, estimates = self._rate_limited(namespace, queue_name, queue.rate_limit, admitted,
+                                                                    [c for c, _ in waiting.values()], views)
+            if throttled:
+                reason, message = "RateLimited", f"TaskQueue {queue_name!r} allows {queue.rate_limit.describe() if queue.rate_limit else ''}"
+            else:
+                self.memory.set_throttled(namespace, queue_name, 0, None)
         # Reserve the capacity first; the reservations count as running for every decision made
         # meanwhile. Then create the Jobs concurrently.
         for candidate in admitted:
@@ -396,7 +422,7 @@ class Controller:
                 refusals.append(outcome[1])
             elif outcome in (Start.FAILED, Start.SKIPPED):
                 slot_freed = True
-        marked = await asyncio.gather(*(self._mark_queued(task, queue_name, reason, message)
+        marked = await asyncio.gather(*(self._mark_queued(task, queue_name, reason, message, estimates.get(uid))
                                         for uid, (_, task) in waiting.items() if uid not in admitted_uids),
                                       return_exceptions=True)
         errors = [o for o in [*outcomes, *marked] if isinstance(o, BaseException)]
@@ -407,7 +433,41 @@ class Controller:
         if refusals:
             raise JobCreatesRefused(refusals)
 
-    async def _mark_queued(self, task: dict[str, Any], queue_name: str, reason: str, message: str) -> None:
+    def _rate_limited(self, namespace: str, queue_name: str, limit: RateWindow, admitted: list[Candidate],
+                      candidates: list[Candidate], views: Views) -> tuple[list[Candidate], list[Candidate], dict[str, float]]:
+        """Apply the queue's rate limit to what capacity admitted: (start now, held back, their
+        earliest starts). Everything still waiting is held back once the limit binds, and the
+        queue comes back when the next start is allowed."""
+        moment = now().timestamp()
+        recent = self._recent_starts(namespace, queue_name, views, moment)
+        allowance = limit.allowance(recent, moment)
+        if allowance >= len(admitted):
+            return admitted, [], {}
+        started = admitted[:allowance]
+        chosen = {c.uid for c in started}
+        held = [c for c in admission_order(candidates) if c.uid not in chosen]
+        earliest = limit.estimates(recent + [moment] * len(started), moment, len(held))
+        self.memory.set_throttled(namespace, queue_name, len(held), earliest[0])
+        self.enqueue_after(QueueKey(namespace, queue_name), earliest[0] - moment + RATE_WAKE_MARGIN)
+        return started, held, {c.uid: t for c, t in zip(held, earliest)}
+
+    def _recent_starts(self, namespace: str, queue_name: str, views: Views, moment: float) -> list[float]:
+        """Start times of the queue's Tasks as the cluster recorded them: every Job's creation
+        (finished Jobs too, until deleted), finished Tasks' status.startTime (their Job may be
+        gone), and the Jobs this process is creating right now. One per (Task, run)."""
+        starts: dict[tuple[str, int], float] = {}
+        for job in views.queue_jobs(namespace, queue_name):
+            # creationTimestamp has whole seconds: a start counts until the end of its second.
+            starts[(job.task_uid, job.run)] = _epoch(job.created) + 1.0
+        for task in views.queue_starts(namespace, queue_name):
+            if task.started is not None:
+                starts.setdefault((task.uid, task.run), task.started + 1.0)
+        for key, _ in self.memory.reserved_in(namespace, queue_name):
+            starts.setdefault(key, moment)
+        return list(starts.values())
+
+    async def _mark_queued(self, task: dict[str, Any], queue_name: str, reason: str, message: str,
+                           earliest: float | None = None) -> None:
         uid = task["metadata"]["uid"]
         async with self._task_locks.hold(uid):
             task = self.memory.freshest(task)
@@ -416,6 +476,12 @@ class Controller:
                 return
             if _ready_reason(status) == "JobCreateRefused" and reason == "WaitingForCapacity":
                 return  # keep saying why it really waits until a create is tried again
+            if earliest is not None:
+                written = self.memory.start_estimate(uid)
+                if _ready_reason(status) == reason and written is not None and abs(written - earliest) <= RATE_ESTIMATE_SLACK:
+                    return  # it still says when it can start, near enough: no rewrite per window
+                message = f"{message}; this Task can start at {_rfc3339(earliest)} at the earliest"
+            self.memory.remember_start_estimate(uid, earliest)
             decision = Decision(verdict=Verdict(Phase.QUEUED, reason, message), base=base_status(spec, status), queue=queue_name)
             try:
                 await self._write_status(task, decision)
@@ -499,6 +565,7 @@ class Controller:
                 # No answer: the Job may or may not exist. Retrying is safe (the name is
                 # deterministic; a second create answers 409).
                 return await self._refused(latest, base, queue_name, classify_refusal(None, "", f"{type(error).__name__}: {error}"))
+        self.memory.remember_start_estimate(uid, None)
         log.info("task %s/%s: admitted from queue %s, Job %s", namespace, name, queue_name, job["metadata"]["name"])
         # kopf.event reads only apiVersion/kind/metadata, which a plain dict has too.
         kopf.event(cast(kopf.Body, latest), type="Normal", reason="Started", message=f"admitted from queue {queue_name}; Job {job['metadata']['name']}")
@@ -554,8 +621,11 @@ class Controller:
         running = list(views.running_jobs(namespace, name))
         pending = sum(1 for t in views.tasks(namespace)
                       if (t.get("status") or {}).get("phase") == Phase.QUEUED.value and (t.get("status") or {}).get("queue") == name)
+        throttled, next_start = self.memory.throttled(namespace, name)
         desired = {"pending": pending, "running": len(running), "runningGpus": sum(j.gpu for j in running),
+                   "throttled": throttled, "nextStartTime": _rfc3339(next_start) if next_start is not None else None,
                    "observedGeneration": queue.generation}
+        metrics.QUEUE_THROTTLED.labels(namespace, name).set(throttled)
         metrics.QUEUE_PENDING.labels(namespace, name).set(pending)
         metrics.QUEUE_RUNNING.labels(namespace, name).set(len(running))
         if not status_changed(queue.status, desired):
@@ -571,6 +641,10 @@ class Controller:
 def _ready_reason(status: dict[str, Any]) -> str | None:
     ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), None)
     return ready.get("reason") if ready else None
+
+
+def _rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _epoch(timestamp: str) -> float:

@@ -25,6 +25,7 @@ from kubetask.kube import ApiError, Connection, Kube
 from kubetask.operator import metrics, naming, retention
 from kubetask.operator.config import OperatorSettings
 from kubetask.operator.controller import (PARAMETERS_OMITTED, Controller, JobCreatesRefused, Key, QueueKey, QueueSpec, ScheduleKey, TaskKey,
+                                          rate_window,
                                           Views, copy_value, plain)
 from kubetask.operator.decide import settled
 from kubetask.operator.schedule_controller import ScheduleController
@@ -125,6 +126,7 @@ async def kubetask_jobs(body: kopf.Body, **_: Any) -> dict[tuple[str, ...], JobS
     keys: dict[tuple[str, ...], JobSummary] = {("task", job.task_uid): job}
     if job.running:
         keys[("queue", job.namespace, job.queue)] = job
+    keys[("started", job.namespace, job.queue)] = job  # every Job, finished too: a rate limit counts its start
     return keys
 
 
@@ -139,7 +141,7 @@ async def taskqueues(body: kopf.Body, namespace: str | None, name: str, **_: Any
     return {(namespace, name): QueueSpec(
         max_running=int(spec.get("maxRunning", 10)), max_gpus=spec.get("maxGpus"), paused=bool(spec.get("paused", False)),
         generation=body["metadata"].get("generation"), status=plain(body).get("status") or {},
-        retention_seconds=spec.get("retentionSeconds"))}
+        retention_seconds=spec.get("retentionSeconds"), rate_limit=rate_window(spec.get("rateLimit")))}
 
 
 def _values(index: kopf.Index[Any, Any], key: Any) -> list[Any]:
@@ -161,6 +163,7 @@ def views_from(kwargs: dict[str, Any]) -> Views:
         all_task_uids=lambda: [key[1] for key in list(tasks_idx) if isinstance(key, tuple) and key[0] == "uid"],
         jobs_of_task=lambda uid: _values(jobs_idx, ("task", uid)),
         running_jobs=lambda ns, q: _values(jobs_idx, ("queue", ns, q)),
+        queue_jobs=lambda ns, q: _values(jobs_idx, ("started", ns, q)),
         all_running_jobs=lambda: [j for key in list(jobs_idx) if key[0] == "queue" for j in jobs_idx[key]],
         tasktype=lambda ns, name: _one(types_idx, (ns, name)),
         queue=lambda ns, name: _one(queues_idx, (ns, name)),
@@ -202,7 +205,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.error_backoffs = [1, 2, 5, 10]
     settings.batching.error_delays = [1, 2, 5, 10, 30]
     State.work = WorkQueue(base_delay=State.settings.retry_base_delay, max_delay=State.settings.retry_max_delay)
-    State.controller = Controller(Kube(Connection.load()), State.settings, enqueue=_enqueue)
+    State.controller = Controller(Kube(Connection.load()), State.settings, enqueue=_enqueue, enqueue_after=State.work.add_after)
     State.controller.schedules = ScheduleController(State.controller.kube, enqueue_after=State.work.add_after)
     State.background.append(asyncio.create_task(_publish_queue_status()))  # workers: see views_from
 
@@ -421,8 +424,8 @@ async def _sweep_retention(views: Views) -> None:
         try:
             sources = retention.sources_from(views, settings.retention_seconds)
             plan = retention.plan(list(views.finished_tasks()), sources, time.time())
-            await sweeper.execute(plan, sources, batch)
-            delay = retention.seconds_until_next_sweep(plan, batch, time.time(), settings.retention_check_seconds)
+            left_over = await sweeper.execute(plan, sources, batch)
+            delay = retention.seconds_until_next_sweep(plan.next_due, left_over, time.time(), settings.retention_check_seconds)
         except asyncio.CancelledError:
             raise
         except (ApiError, OSError, httpx.TransportError, asyncio.TimeoutError) as error:
