@@ -16,7 +16,10 @@ How a Job becomes status, in order (`decide`):
 6. A Task whose TaskType does not exist waits (GitOps applies arrive in any order).
 7. A Task not validated yet is validated (parameters against the schema, resources against the
    limits): invalid → Failed with the reasons and no Job.
-8. Otherwise it waits for admission: its queue decides (admission.py).
+8. A Task with `spec.after` waits for those Tasks (`WaitingForDependencies`, naming the ones
+   outstanding, also those that do not exist yet); one that Failed or was Cancelled fails it
+   (`DependencyFailed`, unless dependencyPolicy is Finished); a cycle fails it (`DependencyCycle`).
+9. Otherwise it waits for admission: its queue decides (admission.py).
 
 `classify_refusal` says what a refused Job create means: retried, or the end of the Task.
 """
@@ -24,6 +27,7 @@ How a Job becomes status, in order (`decide`):
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,6 +52,16 @@ class Need(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Upstream:
+    """A Task named in spec.after, as the indexes show it."""
+
+    name: str
+    phase: str | None  # None: no such Task (yet)
+    settled: bool = False  # finished for its current run
+    reason: str = ""  # its Ready condition's reason
+
+
+@dataclass(frozen=True)
 class TaskFacts:
     """What is known about one Task when it is reconciled."""
 
@@ -62,6 +76,8 @@ class TaskFacts:
     problems: tuple[Problem, ...] | None = None  # validation outcome, None if not computed (see Need.PARAMETERS)
     reserved: bool = False  # this process is creating the Job (capacity reserved)
     job_gone: bool = False  # a GET of status.jobName answered 404
+    upstreams: tuple[Upstream, ...] = ()  # the Tasks in spec.after
+    cycle: tuple[str, ...] = ()  # a dependency cycle through this Task (names, in order), if there is one
 
 
 @dataclass(frozen=True)
@@ -161,7 +177,66 @@ def decide(facts: TaskFacts, queue: str) -> Decision:
         if facts.problems:
             return Decision(verdict=invalid_verdict(facts.problems), base=base, queue=queue)
 
-    return Decision(admit=queue)  # 8: the queue writes Queued (or starts it at once: one write saved)
+    if spec.get("after"):  # 8
+        waiting = dependency_verdict(facts, base)
+        if waiting is not None:
+            return Decision(verdict=waiting, base=base, queue=queue)
+
+    return Decision(admit=queue)  # 9: the queue writes Queued (or starts it at once: one write saved)
+
+
+def dependency_cycle(start: str, after_of: Callable[[str], tuple[str, ...]], limit: int = 1000) -> tuple[str, ...]:
+    """A path start → ... → start through spec.after, if there is one (names in order), else ().
+    Depth-first over what the indexes know; Tasks that do not exist yet end a path."""
+    path: list[str] = [start]
+    seen: set[str] = set()
+
+    def walk(name: str) -> bool:
+        for upstream in after_of(name):
+            if upstream == start:
+                path.append(start)
+                return True
+            if upstream in seen or len(seen) >= limit:
+                continue
+            seen.add(upstream)
+            path.append(upstream)
+            if walk(upstream):
+                return True
+            path.pop()
+        return False
+
+    return tuple(path) if walk(start) else ()
+
+
+def dependencies_met(spec: dict[str, Any], upstreams: tuple[Upstream, ...]) -> bool:
+    """Every Task in spec.after finished as the policy asks (Succeeded, or any end with Finished)."""
+    anyway = spec.get("dependencyPolicy") == "Finished"
+    return all(u.settled and (anyway or u.phase == Phase.SUCCEEDED.value) for u in upstreams)
+
+
+def dependency_verdict(facts: TaskFacts, base: dict[str, Any]) -> Verdict | None:
+    """Why a Task with spec.after does not start yet, or None when it may."""
+    if facts.cycle:
+        message = "dependency cycle: " + " → ".join(facts.cycle) + "; no Task in it can ever start"
+        return Verdict(Phase.FAILED, "DependencyCycle", message, failure={"reason": "DependencyCycle", "message": message})
+    if facts.spec.get("dependencyPolicy") != "Finished":
+        failed = [u for u in facts.upstreams if u.settled and u.phase != Phase.SUCCEEDED.value]
+        if failed:
+            names = ", ".join(f"{u.name} ({u.phase}{': ' + u.reason if u.reason and u.reason != u.phase else ''})" for u in failed)
+            message = f"a Task it runs after did not succeed: {names}; it runs again (a new run) once that one succeeds after a rerun"
+            return Verdict(Phase.FAILED, "DependencyFailed", message, failure={"reason": "DependencyFailed", "message": message})
+    if dependencies_met(facts.spec, facts.upstreams):
+        return None
+    anyway = facts.spec.get("dependencyPolicy") == "Finished"
+    outstanding = [u for u in facts.upstreams if not (u.settled and (anyway or u.phase == Phase.SUCCEEDED.value))]
+    # Names only, not their phases: the message (and so the status) changes only when the set does.
+    existing = [u.name for u in outstanding if u.phase is not None]
+    missing = [u.name for u in outstanding if u.phase is None]
+    parts = ([f"waiting for {', '.join(existing)} to {'finish' if anyway else 'succeed'}"] if existing else []) + \
+        ([f"{', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not exist yet"] if missing else [])
+    # A Task already Queued stays Queued: the phase never moves back.
+    phase = Phase.QUEUED if base.get("phase") == Phase.QUEUED.value else Phase.PENDING
+    return Verdict(phase, "WaitingForDependencies", "; ".join(parts))
 
 
 def desired_status(decision: Decision, *, generation: int | None, run: int, now: datetime) -> dict[str, Any]:

@@ -185,6 +185,11 @@ class Memory:
         else:
             self._start_estimates[uid] = estimate
 
+    def deleted_jobs_in(self, namespace: str, queue: str) -> list[JobSummary]:
+        """Finished Jobs already deleted whose Task is not reconciled yet: their starts still count
+        for the queue's rate limit."""
+        return [j for j in self._deleted_jobs.values() if j.namespace == namespace and j.queue == queue]
+
     def forget_task(self, uid: str) -> None:
         self._start_estimates.pop(uid, None)
         self._written.pop(uid, None)

@@ -63,6 +63,8 @@ class FinishedTask:
     retained_noted: bool  # its status already says why retention keeps it
     schedule: str | None
     run: int = 0  # status.run: with uid, which start this is (a re-run starts again)
+    after: tuple[str, ...] = ()  # spec.after: the Tasks it depended on
+    reason: str = ""  # the Ready condition's reason (DependencyFailed: revived when its upstream succeeds)
 
 
 def summarize_finished(body: Mapping[str, Any]) -> FinishedTask | None:
@@ -80,6 +82,8 @@ def summarize_finished(body: Mapping[str, Any]) -> FinishedTask | None:
         retained_noted=any(c.get("type") == RETAINED_CONDITION for c in status.get("conditions") or []),
         schedule=(meta.get("labels") or {}).get(LABEL_SCHEDULE),
         run=int(status.get("run") or 0),
+        after=tuple(spec.get("after") or ()),
+        reason=next((str(c.get("reason", "")) for c in status.get("conditions") or [] if c.get("type") == "Ready"), ""),
     )
 
 
