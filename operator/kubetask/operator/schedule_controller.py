@@ -13,6 +13,7 @@ from typing import Any, cast
 import kopf
 
 from kubetask.kube import ApiError, Kube, tasks_path
+from kubetask.operator.objects import get_or_none, reconcile_fresh_on_conflict, write_status
 from kubetask.operator import metrics
 from kubetask.operator.controller import ScheduleKey, Views, now
 from kubetask.operator.schedule import SchedulePlan, plan
@@ -20,7 +21,6 @@ from kubetask.operator.status import condition, rfc3339, status_changed
 from kubetask.resources.scheduling import task_for_run
 
 log = logging.getLogger("kubetask.operator.schedule")
-CONFLICT_RETRIES = 3
 # Come back a little after a run's time, never before: a run at 12:00:00 is due at 12:00:00.
 WAKE_MARGIN_SECONDS = 0.2
 
@@ -33,25 +33,8 @@ class ScheduleController:
         self.clock = clock  # injectable: the unit tests drive time
 
     async def reconcile(self, key: ScheduleKey, views: Views) -> None:
-        schedule = views.schedule(key.namespace, key.name)
-        for attempt in range(CONFLICT_RETRIES + 1):
-            if schedule is None:
-                return  # deleted: its Tasks go with it (ownerReferences)
-            try:
-                await self._execute(schedule, views)
-                return
-            except ApiError as error:
-                if error.status != 409 or attempt == CONFLICT_RETRIES:
-                    raise
-                schedule = await self._get(key)  # the status write met a newer schedule: decide again on it
-
-    async def _get(self, key: ScheduleKey) -> dict[str, Any] | None:
-        try:
-            return await self.kube.get(tasks_path(key.namespace, key.name, plural="taskschedules"))
-        except ApiError as error:
-            if error.status == 404:
-                return None
-            raise
+        await reconcile_fresh_on_conflict(views.schedule(key.namespace, key.name), lambda body: self._execute(body, views),
+                                          lambda: get_or_none(self.kube, key.namespace, key.name, "taskschedules"))
 
     async def _execute(self, schedule: dict[str, Any], views: Views) -> None:
         meta = schedule["metadata"]
@@ -111,17 +94,8 @@ class ScheduleController:
                 raise
 
     async def _write_status(self, schedule: dict[str, Any], status: dict[str, Any]) -> None:
-        meta = schedule["metadata"]
-        # resourceVersion makes the write conditional: a 409 means the schedule changed since it
-        # was read, and the plan is made again on the fresh one (ScheduleController.reconcile).
-        body = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "status": status}
-        try:
-            await self.kube.patch(tasks_path(meta["namespace"], meta["name"], plural="taskschedules", subresource="status"), body)
-        except ApiError as error:
-            if error.status == 404:
-                return
-            raise
-        metrics.API_WRITES.labels("patch", "taskschedules/status").inc()
+        # Conditional on the resourceVersion: a 409 plans again on a fresh read (reconcile).
+        await write_status(self.kube, "taskschedules", schedule, status)
 
     async def _write_refused(self, schedule: dict[str, Any], decided: SchedulePlan, error: ApiError, moment: datetime) -> None:
         """The Task create was refused (quota, admission, ...): say so on the schedule. The run is
