@@ -18,6 +18,8 @@ Fake nodes: `cpu-node-{0,1,2}` (CPU only) and `gpu-node-{0,1}` (4 × nvidia.com/
 
 Simulated Job pods follow the annotations on their pod template (see SIM_* below): a test says
 "run 2 s, then exit 3 with this termination message" and the real Job controller sees exactly that.
+Pods of an Indexed Job (a fan-out Task) can fail by index (SIM_EXIT_CODES) and put their index
+into their message.
 Pods must carry at least one annotation for kwok to evaluate the stages (every kubetask pod has
 kubetask.io/parameters); pods of Deployments and bare pods keep running.
 """
@@ -44,6 +46,11 @@ SIM_RUN_FOR = "sim.kubetask.io/run-for"  # e.g. "2s": time in Running before the
 SIM_EXIT_CODE = "sim.kubetask.io/exit-code"  # non-zero: the container fails with this code
 SIM_MESSAGE = "sim.kubetask.io/message"  # the container's termination message (the handler result)
 SIM_REASON = "sim.kubetask.io/reason"  # the terminated state's reason on failure (default Error)
+# Fan-out Tasks (Indexed Jobs): per-item exit codes, a JSON object {"<completion index>": code},
+# e.g. '{"3": 5, "7": 5}' fails items 3 and 7 with exit code 5 and lets every other item succeed.
+# In SIM_MESSAGE, "{index}" stands for the pod's completion index (per-item results).
+SIM_EXIT_CODES = "sim.kubetask.io/exit-codes"
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # set by the Job controller on Indexed Job pods
 
 CPU_NODES = 3
 GPU_NODES = 2
@@ -68,10 +75,16 @@ _RUNNING = {"key": ".status.phase", "operator": "In", "values": ["Running"]}
 _JOB_POD = {"key": ".metadata.ownerReferences.[].kind", "operator": "In", "values": ["Job"]}  # Deployments keep running
 _EXIT_CODE = f'.metadata.annotations["{SIM_EXIT_CODE}"]'
 _RUN_FOR = {"durationFrom": {"expressionFrom": f'.metadata.annotations["{SIM_RUN_FOR}"]'}, "durationMilliseconds": 0}
+# This pod's entry in SIM_EXIT_CODES (a jq query, null when there is none). The `//` defaults keep
+# it null, never an error, for pods without an index or without the annotation: a selector that
+# errs matches nothing, and every other pod would hang.
+_INDEX_EXIT_CODE = (f'(.metadata.annotations["{COMPLETION_INDEX}"] // "") as $index'
+                    f' | (.metadata.annotations["{SIM_EXIT_CODES}"] // "{{}}" | fromjson)[$index]')
 
 _TERMINATED = """
       {{{{ $now := Now }}}}
       {{{{ $root := . }}}}
+      {{{{ $completion := or (index .metadata.annotations "{completion_index}") "" }}}}
       containerStatuses:
       {{{{ range $index, $item := .spec.containers }}}}
       - image: {{{{ $item.image | Quote }}}}
@@ -84,7 +97,7 @@ _TERMINATED = """
             exitCode: {exit_code}
             finishedAt: {{{{ $now | Quote }}}}
             reason: {reason}
-            message: {{{{ or (index $root.metadata.annotations "{message}") "" | Quote }}}}
+            message: {{{{ or (index $root.metadata.annotations "{message}") "" | replace "{{index}}" $completion | Quote }}}}
             startedAt: {{{{ $now | Quote }}}}
       {{{{ end }}}}
       phase: {phase}
@@ -112,8 +125,10 @@ def stages(kwok_module: Path) -> list[dict[str, object]]:
                     {"finalizers": {"empty": True}, "delete": True})
     succeed = _stage(
         "kubetask-pod-succeed", "Pod",
-        [_NOT_DELETED, _RUNNING, _JOB_POD, {"key": _EXIT_CODE, "operator": "DoesNotExist"}],
-        {"statusTemplate": _TERMINATED.format(exit_code=0, reason="Completed", message=SIM_MESSAGE, phase="Succeeded")},
+        [_NOT_DELETED, _RUNNING, _JOB_POD, {"key": _EXIT_CODE, "operator": "DoesNotExist"},
+         {"key": _INDEX_EXIT_CODE, "operator": "DoesNotExist"}],
+        {"statusTemplate": _TERMINATED.format(exit_code=0, reason="Completed", message=SIM_MESSAGE, phase="Succeeded",
+                                              completion_index=COMPLETION_INDEX)},
         delay=_RUN_FOR,
     )
     fail = _stage(
@@ -122,10 +137,22 @@ def stages(kwok_module: Path) -> list[dict[str, object]]:
         {"statusTemplate": _TERMINATED.format(
             exit_code=f'{{{{ index $root.metadata.annotations "{SIM_EXIT_CODE}" }}}}',
             reason=f'{{{{ or (index $root.metadata.annotations "{SIM_REASON}") "Error" | Quote }}}}',
-            message=SIM_MESSAGE, phase="Failed")},
+            message=SIM_MESSAGE, phase="Failed", completion_index=COMPLETION_INDEX)},
         delay=_RUN_FOR,
     )
-    return [*own, delete, succeed, fail]
+    # One item of a fan-out fails: its index has an entry in SIM_EXIT_CODES (and no exit-code
+    # annotation applies to every pod).
+    fail_item = _stage(
+        "kubetask-pod-fail-item", "Pod",
+        [_NOT_DELETED, _RUNNING, _JOB_POD, {"key": _EXIT_CODE, "operator": "DoesNotExist"},
+         {"key": _INDEX_EXIT_CODE, "operator": "Exists"}],
+        {"statusTemplate": _TERMINATED.format(
+            exit_code=f'{{{{ index (fromJson (index $root.metadata.annotations "{SIM_EXIT_CODES}")) $completion }}}}',
+            reason=f'{{{{ or (index $root.metadata.annotations "{SIM_REASON}") "Error" | Quote }}}}',
+            message=SIM_MESSAGE, phase="Failed", completion_index=COMPLETION_INDEX)},
+        delay=_RUN_FOR,
+    )
+    return [*own, delete, succeed, fail, fail_item]
 
 
 def nodes() -> list[dict[str, object]]:

@@ -105,7 +105,10 @@ class OperatorProcess:
                "KUBETASK_LEADER_RENEW_DEADLINE_SECONDS": "3", "KUBETASK_LEADER_RETRY_SECONDS": "0.5",
                # Retention sweeps every second so its tests take seconds; the default retention
                # stays 7 days, so only Tasks that ask for a short one are deleted under a test.
-               "KUBETASK_RETENTION_CHECK_SECONDS": "1", **self.extra_env}
+               "KUBETASK_RETENTION_CHECK_SECONDS": "1",
+               # Webhook retries 0.5 s, 1 s, 2 s, ... apart (production: 10 s doubling), and TaskWebhooks'
+               # Secrets re-checked every second (production: a minute).
+               "KUBETASK_WEBHOOK_RETRY_BASE_SECONDS": "0.5", "KUBETASK_WEBHOOK_SECRET_CHECK_SECONDS": "1", **self.extra_env}
         log = open(self.log_dir / f"operator-{self.starts}.log", "w")
         self.process = subprocess.Popen([sys.executable, "-m", "kubetask.operator.main"], env=env, stdout=log, stderr=subprocess.STDOUT)
         wait_for(lambda: httpx.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1).status_code == 200,

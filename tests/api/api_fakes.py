@@ -21,7 +21,7 @@ from kubetask.api.app import create_app
 from kubetask.api.settings import GatewaySettings
 from kubetask.kube import ApiError, Connection
 
-PATH = re.compile(r"^/apis/kubetask\.io/v1alpha1(?:/namespaces/([^/]+))?/(tasks|tasktypes|taskqueues|taskschedules)(?:/([^/]+))?(?:/(status))?$")
+PATH = re.compile(r"^/apis/kubetask\.io/v1alpha1(?:/namespaces/([^/]+))?/(tasks|tasktypes|taskqueues|taskschedules|taskwebhooks|taskgroups)(?:/([^/]+))?(?:/(status))?$")
 ADMIN_TOKEN = "admin-token"
 
 
@@ -90,7 +90,13 @@ class FakeKube:
         if name is None:
             items = [copy.deepcopy(o) for (p, ns, _), o in sorted(self.objects.items())
                      if p == plural and (namespace is None or ns == namespace)]
-            return {"items": items, "metadata": {"resourceVersion": str(self.version)}}
+            metadata: dict[str, Any] = {"resourceVersion": str(self.version)}
+            if params.get("continue"):  # the fake's continue token is the last name of the previous page
+                items = [o for o in items if o["metadata"]["name"] > params["continue"]]
+            if params.get("limit") and len(items) > int(params["limit"]):
+                items = items[:int(params["limit"])]
+                metadata["continue"] = items[-1]["metadata"]["name"]
+            return {"items": items, "metadata": metadata}
         obj = self.objects.get((plural, namespace or "", name))
         if obj is None:
             raise ApiError(404, "NotFound", f'{plural}.kubetask.io "{name}" not found')

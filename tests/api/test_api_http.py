@@ -3,6 +3,8 @@ validation, auth outcomes, idempotency, batch all-or-nothing, cancel/retry preco
 
 from __future__ import annotations
 
+import asyncio
+
 from typing import Any
 
 import httpx
@@ -305,3 +307,16 @@ async def test_a_replay_returns_the_task_even_after_its_type_is_gone(kube: FakeK
         fresh = await http.post(f"{NS}/tasks", json=body, headers={"Idempotency-Key": "other"})
     assert (first.status_code, again.status_code) == (201, 200) and first.json()["uid"] == again.json()["uid"]
     assert_error(fresh, 422, field="spec.type")
+
+
+async def test_dependencies_a_self_dependency_or_a_cycle_is_422_naming_spec_after(kube: FakeKube) -> None:
+    async with client(kube) as http:
+        own = await http.post(f"{NS}/tasks", json={**sim(parameters={"n": 1}, after=["me"]), "name": "me"})
+        assert "cannot depend on itself" in assert_error(own, 422, field="spec.after")["details"][0]["message"]
+        first = await http.post(f"{NS}/tasks", json={**sim(parameters={"n": 1}, after=["b"]), "name": "a"})
+        assert first.status_code == 201, first.text  # b does not exist yet: it is waited for
+        await asyncio.sleep(0.1)  # the gateway's cache sees a
+        cycle = await http.post(f"{NS}/tasks", json={**sim(parameters={"n": 1}, after=["a"]), "name": "b"})
+        assert "b → a → b" in assert_error(cycle, 422, field="spec.after")["details"][0]["message"]
+        duplicate = await http.post(f"{NS}/tasks", json={**sim(parameters={"n": 1}, after=["x", "x"]), "name": "c"})
+        assert_error(duplicate, 422, field="spec.after")

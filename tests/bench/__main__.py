@@ -270,7 +270,109 @@ class Bench:
         # 5. Gateway beside a direct API-server GET.
         print("[bench] gateway", file=sys.stderr)
         results["gateway"] = self.gateway(a.gateway_requests)
+
+        # 6. Fan-out: one Task with N items beside N separate Tasks.
+        if a.fanout > 0:
+            print(f"[bench] fan-out: 1 Task with {a.fanout} items vs {a.fanout} Tasks, {a.fanout_parallelism} pods at once", file=sys.stderr)
+            self.clear()
+            results["fanout"] = self.fanout(a.fanout, a.fanout_parallelism)
+
+        # 7. Retention soak: memory with a steady stream of short-lived Tasks.
+        if a.soak > 0:
+            print(f"[bench] retention soak: {a.soak_rate}/s for {a.soak}s, retentionSeconds {a.soak_retention}", file=sys.stderr)
+            self.clear()
+            results["retention_soak"] = self.retention_soak(a.soak, a.soak_rate, a.soak_retention)
         return results
+
+    def fanout(self, n: int, parallelism: int) -> dict[str, Any]:
+        """The "batch over many files" workload both ways, with the same pods at once: one Task
+        with `n` items and `parallelism`, then `n` Tasks through a queue of maxRunning =
+        `parallelism`. Wall time from the first create to all Succeeded (one watcher), and every
+        write the API server counted in that window (apiserver_request_total, all clients: the
+        bench's creates, the operator, the Job controller, kwok's pod status), as the burst does."""
+
+        def measure(label: str, create: Any, done: Any) -> dict[str, Any]:
+            ns = self.namespace(label)
+            self.kube.patch(tasks_path(ns, "default", plural="taskqueues"), {"spec": {"maxRunning": parallelism}})
+            before_server, before_operator = apiserver_requests(self.kube), self.operator.metrics()
+            with Watcher(self.kubeconfig, ns, "kubetask.io/task") as watcher:
+                start = time.monotonic()
+                create(ns)
+                wait_for(lambda: done(watcher), timeout=3600, interval=0.5, what=f"{label}: every item done")
+                all_done = watcher.last("Succeeded") - start
+            time.sleep(3)  # late status writes and events land inside the window
+            after_server, after_operator = apiserver_requests(self.kube), self.operator.metrics()
+            writes = {f"{verb} {res}": after_server[(verb, res)] - before_server.get((verb, res), 0)
+                      for verb, res in after_server if after_server[(verb, res)] - before_server.get((verb, res), 0) > 0}
+            return {"all_done_s": round(all_done, 2), "apiserver_writes": round(sum(writes.values())),
+                    "apiserver_writes_by_resource": {k: round(v) for k, v in sorted(writes.items(), key=lambda kv: -kv[1])},
+                    "operator_writes": {k: round(v) for k, v in _operator_writes(before_operator, after_operator).items()}}
+
+        items = [{"file": f"s3://bench/in/{i:06d}.csv"} for i in range(n)]
+        one = measure("fanout", lambda ns: self.task(ns, "fan", items=items, parallelism=min(parallelism, n)),
+                      lambda w: w.count("Succeeded") >= 1)
+        separate = measure("fanoutsep", lambda ns: list(self.pool.map(lambda i: self.task(ns, f"f-{i:06d}", parameters=items[i]), range(n))),
+                           lambda w: w.count("Succeeded") >= n)
+        return {"items": n, "parallelism": parallelism, "one_task": one, "separate_tasks": separate,
+                "writes_ratio": round(one["apiserver_writes"] / max(1, separate["apiserver_writes"]), 3),
+                "time_ratio": round(one["all_done_s"] / max(0.001, separate["all_done_s"]), 3)}
+
+    def retention_soak(self, seconds: float, rate: float, retention: int) -> dict[str, Any]:
+        """Tasks at a steady rate, each deleted `retention` s after it finished (the operator's
+        production sweep interval, 30 s). Operator and gateway memory, the gateway's cache and the
+        Tasks present are sampled every 5 s: with retention they level off; the same-run baseline
+        is the first quarter of the soak."""
+        ns = self.namespace("soak")
+        log_dir = REPO / "artifacts" / "bench-logs"
+        gateway = GatewayProcess(self.kubeconfig, log_dir, "gateway-soak")
+        gateway.start()
+        samples: list[dict[str, float]] = []
+        stop = threading.Event()
+
+        def cache_objects() -> float:
+            for line in httpx.get(f"{gateway.url}/metrics", timeout=10).text.splitlines():
+                if line.startswith('kubetask_gateway_cache_objects{resource="tasks"}'):
+                    return float(line.split()[-1])
+            return -1.0
+
+        def present() -> float:
+            listed = self.kube.get(tasks_path(ns), limit=1)
+            return float(len(listed["items"]) + int(listed["metadata"].get("remainingItemCount") or 0))
+
+        def sample(start: float) -> None:
+            while not stop.wait(5.0):
+                assert gateway.process is not None
+                samples.append({"t": round(time.monotonic() - start, 1), "operator_rss_mib": round(process_usage(self.operator.process.pid)["rss_mib"], 1),
+                                "gateway_rss_mib": round(process_usage(gateway.process.pid)["rss_mib"], 1),
+                                "gateway_cache_tasks": cache_objects(), "tasks_present": present()})
+
+        try:
+            start = time.monotonic()
+            sampler = threading.Thread(target=sample, args=(start,), daemon=True)
+            sampler.start()
+            interval, i, futures = 1.0 / rate, 0, []
+            while time.monotonic() - start < seconds:
+                futures.append(self.pool.submit(self.task, ns, f"k-{i:06d}", retentionSeconds=retention))
+                i += 1
+                time.sleep(max(0.0, start + i * interval - time.monotonic()))
+            for future in futures:
+                future.result()
+            stop.set()
+            sampler.join()
+        finally:
+            stop.set()
+            gateway.stop()
+        quarter = [x for x in samples if x["t"] <= seconds / 4] or samples[:1]
+        last = [x for x in samples if x["t"] >= seconds * 3 / 4] or samples[-1:]
+
+        def mean(rows: list[dict[str, float]], key: str) -> float:
+            return round(statistics.fmean(r[key] for r in rows), 1) if rows else 0.0
+
+        return {"seconds": seconds, "rate": rate, "retention_seconds": retention, "tasks_submitted": i,
+                "first_quarter": {k: mean(quarter, k) for k in ("operator_rss_mib", "gateway_rss_mib", "gateway_cache_tasks", "tasks_present")},
+                "last_quarter": {k: mean(last, k) for k in ("operator_rss_mib", "gateway_rss_mib", "gateway_cache_tasks", "tasks_present")},
+                "max": {k: max((r[k] for r in samples), default=0.0) for k in ("operator_rss_mib", "gateway_rss_mib", "gateway_cache_tasks", "tasks_present")},
+                "samples": samples}
 
     def scale(self, count: int, idle: dict[str, float]) -> dict[str, Any]:
         restart_empty = self.restart_to_first_job()
@@ -371,17 +473,7 @@ def _operator_writes(before: str, after: str) -> dict[str, float]:
 # Output
 # ---------------------------------------------------------------------------------------------
 
-def table(results: dict[str, Any], settings: dict[str, Any]) -> str:
-    r = results
-    lines = ["", "kubetask benchmarks — " + ", ".join(f"{k}: {v}" for k, v in settings.items()), ""]
-    fmt = "{:<48} {:>14} {:>14} {:>10}"
-    lines.append(fmt.format("figure", "kubetask", "baseline", "ratio"))
-    lines.append("-" * 90)
-
-    def row(name: str, value: float, base: float | None = None, unit: str = "") -> None:
-        ratio = f"{value / base:.2f}x" if base else ""
-        lines.append(fmt.format(name, f"{value:.3f}{unit}", f"{base:.3f}{unit}" if base is not None else "", ratio))
-
+def _main_rows(r: dict[str, Any], row: Any, lines: list[str]) -> None:
     lt, lr = r["latency_task_to_job"], r["latency_raw_job"]
     for q in ("p50", "p95", "p99"):
         row(f"create → Job seen, {q} (Task vs raw Job)", lt[q], lr[q], "s")
@@ -414,6 +506,39 @@ def table(results: dict[str, Any], settings: dict[str, Any]) -> str:
     lines.append("of which the operator's own (kubetask_api_writes_total): " + json.dumps(r["operator_writes_per_task"]))
     lines.append("watch events per Task the operator handled: " + json.dumps(r["operator_events_per_task"])
                  + "; a watcher of Tasks, Jobs and pods saw: " + json.dumps(r["watch_events_per_task"]))
+
+
+def table(results: dict[str, Any], settings: dict[str, Any]) -> str:
+    r = results
+    lines = ["", "kubetask benchmarks — " + ", ".join(f"{k}: {v}" for k, v in settings.items()), ""]
+    fmt = "{:<48} {:>14} {:>14} {:>10}"
+    lines.append(fmt.format("figure", "kubetask", "baseline", "ratio"))
+    lines.append("-" * 90)
+
+    def row(name: str, value: float, base: float | None = None, unit: str = "") -> None:
+        ratio = f"{value / base:.2f}x" if base else ""
+        lines.append(fmt.format(name, f"{value:.3f}{unit}", f"{base:.3f}{unit}" if base is not None else "", ratio))
+
+    if "gateway" in r:
+        _main_rows(r, row, lines)
+    fan = r.get("fanout")
+    if fan:
+        one, sep = fan["one_task"], fan["separate_tasks"]
+        row(f"fan-out {fan['items']} items: all done (1 Task vs {fan['items']} Tasks)", one["all_done_s"], sep["all_done_s"], "s")
+        row(f"fan-out {fan['items']} items: API writes (1 Task vs {fan['items']} Tasks)", one["apiserver_writes"], sep["apiserver_writes"])
+        lines.append(f"fan-out writes by resource, 1 Task: {json.dumps(one['apiserver_writes_by_resource'])}")
+        lines.append(f"fan-out writes by resource, {fan['items']} Tasks: {json.dumps(sep['apiserver_writes_by_resource'])}")
+    soak = r.get("retention_soak")
+    if soak:
+        first, last, top = soak["first_quarter"], soak["last_quarter"], soak["max"]
+        lines.append(f"retention soak: {soak['tasks_submitted']} Tasks over {soak['seconds']:.0f}s at {soak['rate']}/s, "
+                     f"retentionSeconds {soak['retention_seconds']} (baseline: the soak's first quarter)")
+        title = "soak"
+        row(f"{title}: operator RSS, last vs first quarter (MiB)", last["operator_rss_mib"], first["operator_rss_mib"])
+        row(f"{title}: gateway RSS, last vs first quarter (MiB)", last["gateway_rss_mib"], first["gateway_rss_mib"])
+        row(f"{title}: gateway cached Tasks, last vs first quarter", last["gateway_cache_tasks"], first["gateway_cache_tasks"])
+        row(f"{title}: Tasks present, last quarter vs submitted", last["tasks_present"], float(soak["tasks_submitted"]))
+        row(f"{title}: most Tasks present at once", top["tasks_present"])
     return "\n".join(lines)
 
 
@@ -427,13 +552,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="client threads (Tasks, raw Jobs and gateway alike)")
     parser.add_argument("--scale", type=int, default=10_000, help="finished Tasks present for the scale figures")
     parser.add_argument("--gateway-requests", type=int, default=1000, help="requests per gateway figure")
+    parser.add_argument("--soak", type=float, default=900.0, help="seconds of the retention soak (0 skips it)")
+    parser.add_argument("--soak-rate", type=float, default=10.0, help="Tasks/s during the retention soak")
+    parser.add_argument("--soak-retention", type=int, default=10, help="retentionSeconds of the soak's Tasks")
+    parser.add_argument("--only-soak", action="store_true", help="run only the retention soak")
+    parser.add_argument("--fanout", type=int, default=1000, help="items of the fan-out phase: one Task with them vs as many Tasks (0 skips it)")
+    parser.add_argument("--fanout-parallelism", type=int, default=100, help="pods at once in the fan-out phase, both ways")
+    parser.add_argument("--only-fanout", action="store_true", help="run only the fan-out phase")
     parser.add_argument("--kubeconfig", type=Path, help="use this cluster instead of starting kubetask-bench")
     parser.add_argument("--out", type=Path, default=REPO / "artifacts", help="folder for the JSON results")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rate, args.duration, args.burst, args.scale, args.gateway_requests = 10.0, 10.0, 200, 1000, 200
+        args.rate, args.duration, args.burst, args.scale, args.gateway_requests, args.soak = 10.0, 10.0, 200, 1000, 200, 120.0
     if args.smoke:
         args.rate, args.duration, args.burst, args.scale, args.gateway_requests, args.concurrency = 5.0, 2.0, 10, 20, 10, 4
+        args.soak, args.soak_rate, args.soak_retention = 12.0, 2.0, 1
+        args.fanout, args.fanout_parallelism = 10, 5
 
     cluster = None
     kubeconfig = args.kubeconfig
@@ -457,13 +591,20 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"bench-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
     try:
-        Bench(kube, kubeconfig, operator, args).run(results)
+        bench = Bench(kube, kubeconfig, operator, args)
+        if args.only_fanout:
+            results["fanout"] = bench.fanout(args.fanout, args.fanout_parallelism)
+        elif args.only_soak:
+            results["retention_soak"] = bench.retention_soak(args.soak, args.soak_rate, args.soak_retention)
+        else:
+            bench.run(results)
     finally:
         operator.stop()
         if cluster is not None and not os.environ.get("KUBETASK_KEEP_CLUSTER"):
             cluster.down(quiet=True)
         path.write_text(json.dumps({"settings": settings, "args": {k: str(v) for k, v in vars(args).items()}, "results": results,
-                                    "complete": "gateway" in results}, indent=2))
+                                    "complete": "gateway" in results and (args.soak <= 0 or "retention_soak" in results)
+                                                and (args.fanout <= 0 or "fanout" in results)}, indent=2))
         print(f"\nresults written to {path}")
     print(table(results, settings))
     return 0

@@ -21,7 +21,8 @@ READ = ["get", "list", "watch"]
 
 # The operator: reads Tasks, writes their status; creates them for TaskSchedules, cancels them for
 # Replace (patch), deletes them for retention and history limits; one Job per run (created,
-# deleted on cancel); lists handler pods (never watches them); posts Events (Kopf).
+# deleted on cancel); creates a fan-out's items ConfigMap; lists handler pods (never watches them);
+# posts Events (Kopf).
 OPERATOR_NAMESPACED = _expand([
     ("kubetask.io", "tasks", [*READ, "create", "patch", "delete"]),
     ("kubetask.io", "tasks/status", ["get", "patch"]),
@@ -30,7 +31,13 @@ OPERATOR_NAMESPACED = _expand([
     ("kubetask.io", "taskqueues/status", ["get", "patch"]),
     ("kubetask.io", "taskschedules", READ),
     ("kubetask.io", "taskschedules/status", ["get", "patch"]),
+    ("kubetask.io", "taskgroups", READ),
+    ("kubetask.io", "taskgroups/status", ["get", "patch"]),
+    ("kubetask.io", "taskwebhooks", READ),
+    ("kubetask.io", "taskwebhooks/status", ["get", "patch"]),
+    ("", "secrets", ["get"]),  # a TaskWebhook's signing key, read by name: never listed or watched
     ("batch", "jobs", [*READ, "create", "delete"]),
+    ("", "configmaps", ["create"]),  # a fan-out's items, one ConfigMap per run (never read back)
     ("", "pods", ["list"]),
     ("", "events", ["create", "patch"]),
 ])
@@ -56,6 +63,7 @@ GATEWAY_NAMESPACED = _expand([
     ("kubetask.io", "tasktypes", READ),
     ("kubetask.io", "taskqueues", READ),
     ("kubetask.io", "taskschedules", ["get", "list", "create", "patch"]),
+    ("kubetask.io", "taskwebhooks", ["get"]),  # a submission's spec.webhook: its Ready condition (never the Secret)
     ("", "pods", ["get", "list"]),
     ("", "pods/log", ["get"]),
 ])
@@ -70,17 +78,19 @@ HANDLER_NAMESPACED = _expand([("kubetask.io", "tasks/status", ["get", "patch"])]
 # Actions that must be denied to everyone above (on top of "whatever is not listed"), checked
 # one by one with `kubectl auth can-i`.
 ALWAYS_DENIED: list[Rule] = [
-    ("", "secrets", "get"), ("", "secrets", "list"), ("", "secrets", "watch"),
+    ("", "secrets", "list"), ("", "secrets", "watch"), ("", "secrets", "create"), ("", "secrets", "patch"),
     ("", "pods/exec", "create"), ("", "pods/attach", "create"), ("", "pods", "create"), ("", "pods", "delete"),
     ("", "configmaps", "get"), ("", "serviceaccounts/token", "create"),
     ("kubetask.io", "tasks", "delete"), ("kubetask.io", "tasks", "update"), ("kubetask.io", "tasks", "deletecollection"),
     ("kubetask.io", "tasktypes", "create"), ("kubetask.io", "tasktypes", "delete"),
     ("kubetask.io", "taskqueues", "create"), ("kubetask.io", "taskqueues", "patch"),
+    ("kubetask.io", "taskwebhooks", "create"), ("kubetask.io", "taskwebhooks", "patch"), ("kubetask.io", "taskwebhooks", "delete"),
     ("batch", "jobs", "update"), ("batch", "jobs", "patch"),
     ("apps", "deployments", "create"),
     ("rbac.authorization.k8s.io", "roles", "create"), ("rbac.authorization.k8s.io", "rolebindings", "create"),
 ]
 GATEWAY_DENIED: list[Rule] = [
+    ("", "secrets", "get"), ("kubetask.io", "taskwebhooks", "list"), ("kubetask.io", "taskwebhooks/status", "patch"),
     ("batch", "jobs", "create"), ("batch", "jobs", "get"), ("batch", "jobs", "delete"),
     ("kubetask.io", "taskschedules", "delete"), ("kubetask.io", "taskschedules/status", "patch"),
     ("kubetask.io", "tasks/status", "patch"), ("", "events", "create"), ("", "pods", "watch"),

@@ -44,7 +44,9 @@ def test_helm_lint_strict(helm: Helm, values: Path | None) -> None:
 def test_default_render(render: Render) -> None:
     docs = render()
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == sorted(["CustomResourceDefinition"] * 4 + ["ServiceAccount"] * 2 + ["ClusterRole"] * 2 + ["ClusterRoleBinding"] * 2
+    crds = len(list((CHART / "files" / "crds").glob("*.yaml")))  # one per kind, whatever kinds there are
+    assert crds >= 5
+    assert kinds == sorted(["CustomResourceDefinition"] * crds + ["ServiceAccount"] * 2 + ["ClusterRole"] * 2 + ["ClusterRoleBinding"] * 2
                            + ["Deployment"] * 2 + ["Service", "TaskQueue", "Role", "RoleBinding"])
     for doc in docs:
         labels = doc["metadata"]["labels"]
@@ -212,13 +214,18 @@ def test_monitoring_and_options(render: Render) -> None:
     assert one(docs, "ServiceMonitor", "kubetask-gateway")["spec"]["endpoints"][0]["port"] == "http"
 
     rules = one(docs, "PrometheusRule")["spec"]["groups"][0]["rules"]
-    assert {r["alert"] for r in rules} == {"KubetaskHighFailureRate", "KubetaskQueueBacklog", "KubetaskTasksRunningLong", "KubetaskReconcileErrors"}
-    exported = {m._name for m in (metrics.FAILURES, metrics.RUN_SECONDS, metrics.QUEUE_PENDING, metrics.QUEUE_RUNNING, metrics.RECONCILE_ERRORS)}
+    assert {r["alert"] for r in rules} == {"KubetaskHighFailureRate", "KubetaskQueueBacklog", "KubetaskTasksRunningLong", "KubetaskReconcileErrors",
+                                           "KubetaskDeadLetterGrowing"}
+    exported = {m._name for m in (metrics.FAILURES, metrics.RUN_SECONDS, metrics.QUEUE_PENDING, metrics.QUEUE_RUNNING, metrics.RECONCILE_ERRORS,
+                                  metrics.QUEUE_DEAD_LETTER)}
     used = set(re.findall(r"kubetask_[a-z_]+", " ".join(r["expr"] for r in rules)))
     # Counters are exposed as <name>_total, histograms as <name>_count/_bucket/_sum.
     assert {re.sub(r"_(total|count)$", "", u) for u in used} <= {re.sub(r"_total$", "", e) for e in exported}, used
     for rule in rules:
         assert rule["labels"]["severity"] == "warning" and rule["annotations"]["summary"] and rule["annotations"]["description"]
+    dead = next(r for r in rules if r["alert"] == "KubetaskDeadLetterGrowing")
+    assert dead["expr"].strip() == "max by (namespace, queue) (delta(kubetask_queue_dead_letter[30m])) >= 1" and dead["for"] == "10m"
+    assert "{{ $labels.queue }}" in dead["annotations"]["summary"]
 
     ingress = one(docs, "Ingress", "kubetask-gateway")
     assert ingress["spec"]["ingressClassName"] == "nginx"
@@ -227,6 +234,17 @@ def test_monitoring_and_options(render: Render) -> None:
     gateway = env_of(one(docs, "Deployment", "kubetask-gateway")["spec"]["template"]["spec"]["containers"][0])
     assert gateway["KUBETASK_GATEWAY_ROOT_PATH"] == "/kubetask" and json.loads(gateway["KUBETASK_GATEWAY_TOKEN_AUDIENCES"]) == ["kubetask"]
     one(docs, "ConfigMap", "kubetask-argocd-health")
+
+
+def test_dead_letter_alert_thresholds_are_values(render: Render, helm: Helm) -> None:
+    docs = render(values=[REPO / "tests/chart/values/monitoring.yaml"],
+                  sets={"metrics.prometheusRule.deadLetterWindow": "2h", "metrics.prometheusRule.deadLetterGrowth": 5})
+    rules = one(docs, "PrometheusRule")["spec"]["groups"][0]["rules"]
+    dead = next(r for r in rules if r["alert"] == "KubetaskDeadLetterGrowing")
+    assert dead["expr"].strip() == "max by (namespace, queue) (delta(kubetask_queue_dead_letter[2h])) >= 5"
+    assert "in the last 2h" in dead["annotations"]["description"]
+    refused = helm("template", "kubetask", str(CHART), "--set", "metrics.prometheusRule.deadLetterGrowth=0", check=False)
+    assert refused.returncode != 0 and "deadLetterGrowth" in refused.stderr, refused.stderr
 
 
 def test_long_release_names_fit(render: Render) -> None:

@@ -323,3 +323,13 @@ def test_list_watch_prints_a_row_per_change_until_interrupted() -> None:
 def test_a_missing_ca_file_is_a_configuration_error() -> None:
     result = cli(None, "list", "--ca-file", "/nonexistent/ca.pem")
     assert result.code == EXIT_USAGE and "cannot use the CA file /nonexistent/ca.pem" in result.err
+
+
+def test_submit_after_sends_the_dependencies() -> None:
+    fake = FakeGateway().on("POST", "tasks", httpx.Response(201, json=task("report")))
+    result = cli(fake, "submit", "--type", "report", "--name", "report", "--after", "extract, transform", "--run-anyway")
+    assert result.code == EXIT_OK, result.err
+    body = json.loads(fake.requests[0].content)
+    assert body["spec"]["after"] == ["extract", "transform"] and body["spec"]["dependencyPolicy"] == "Finished"
+    assert cli(None, "submit", "--type", "x", "--run-anyway").code == EXIT_USAGE  # only with --after
+    assert cli(None, "submit", "--type", "x", "--after", ",").code == EXIT_USAGE

@@ -137,12 +137,12 @@ def test_schema_summary_and_type_table() -> None:
 def test_queue_table() -> None:
     text = render.queue_table([{"name": "default", "paused": False, "pending": 3, "running": 2, "maxRunning": 4, "creationTimestamp": ts(5)},
                                {"name": "gpu", "paused": True, "pending": 0, "running": 1, "maxRunning": 2, "maxGpus": 8, "runningGpus": 4,
-                                "rateLimit": {"starts": 10, "per": "1m"}, "throttled": 3}],
+                                "rateLimit": {"starts": 10, "per": "1m"}, "throttled": 3, "deadLetter": 7}],
                               now=NOW)
     lines = [line.split() for line in text.splitlines()]
-    assert lines[0] == ["NAME", "STATE", "PENDING", "RUNNING", "MAX-RUNNING", "GPUS", "RATE", "THROTTLED", "AGE"]
-    assert lines[1] == ["default", "active", "3", "2", "4", "-", "-", "0", "5s"]
-    assert lines[2] == ["gpu", "paused", "0", "1", "2", "4/8", "10/1m", "3", "<unknown>"]
+    assert lines[0] == ["NAME", "STATE", "PENDING", "RUNNING", "MAX-RUNNING", "GPUS", "RATE", "THROTTLED", "DEAD-LETTER", "AGE"]
+    assert lines[1] == ["default", "active", "3", "2", "4", "-", "-", "0", "0", "5s"]
+    assert lines[2] == ["gpu", "paused", "0", "1", "2", "4/8", "10/1m", "3", "7", "<unknown>"]
 
 
 def test_errors_name_every_field() -> None:

@@ -291,6 +291,15 @@ def test_dashboard_live_updates_cancel_and_retry(gateway: GatewayProcess, kube: 
         browser.wait("document.querySelector('#task-result')", "the result")
         assert "s3://out/0001.png" in browser.text("#task-result")
         browser.screenshot("task-succeeded")
+
+        # A Task that runs after two others shows the chain, each a link to its page.
+        submit(http, ns, "report-0005", {RUN_FOR: "1s"}, parameters={"n": 1}, after=["resize-0001", "resize-0002"])
+        browser.evaluate("location.hash = '#/tasks/report-0005'")
+        browser.wait("document.querySelectorAll('#task-after a').length === 2", "the chain on the page")
+        assert [a for a in browser.evaluate("[...document.querySelectorAll('#task-after a')].map(a => a.textContent).join()").split(",")] == \
+            ["resize-0001", "resize-0002"]
+        browser.click("#task-after a")
+        browser.wait("location.hash === '#/tasks/resize-0001' && document.querySelector('#task-result')", "the upstream's page")
     assert browser.problems() == []
 
 
@@ -353,4 +362,68 @@ def test_dashboard_on_a_development_gateway_needs_no_sign_in(dev_gateway: Gatewa
     assert browser.evaluate("document.querySelector('#login').hidden") is True
     assert "dev mode" in browser.text("#whoami") and browser.evaluate("document.querySelector('#ns-input').value") == sim_namespace
     browser.wait("document.querySelector('#queue-rows tr[data-queue=\"default\"]')", "the queue row")
+    assert browser.problems() == []
+
+
+def test_dashboard_dead_letter_page_reruns_selected_and_all_matching(gateway: GatewayProcess, kube: KubeSync, sim_namespace: str,
+                                                                     token: str, browser: Browser) -> None:
+    ns = sim_namespace
+    kube.create(tasks_path(ns, plural="taskqueues"), {"apiVersion": "kubetask.io/v1alpha1", "kind": "TaskQueue", "metadata": {"name": "batch"},
+                                                      "spec": {"maxRunning": 5}})
+    with gateway.client(token) as http:
+        submit(http, ns, "fail-a", {EXIT_CODE: "3", MESSAGE: "disk full"}, parameters={"n": 1}, retries=0)
+        submit(http, ns, "fail-b", {EXIT_CODE: "65", MESSAGE: "bad input file"}, parameters={"n": 2}, nonRetryableExitCodes=[65])
+        submit(http, ns, "fail-c", {EXIT_CODE: "4"}, parameters={"n": 3}, retries=0, queue="batch")
+        submit(http, ns, "ok-d", {RUN_FOR: "1s"}, parameters={"n": 4})
+        wait_for(lambda: all(task(http, ns, n)["finished"] for n in ("fail-a", "fail-b", "fail-c", "ok-d")), timeout=60,
+                 what="the Tasks to finish")
+
+        browser.open(f"{gateway.url}/ui/")
+        browser.wait("!document.querySelector('#login').hidden", "the login box")
+        browser.type("#login-token", token)
+        browser.click("#login-submit")
+        browser.wait("document.body.dataset.stream === 'live' && document.querySelector('#login').hidden", "signed in, stream live")
+
+        # The queue panel shows each queue's dead-letter count (the operator's status.deadLetter).
+        cell = "#queue-rows tr[data-queue=\"{}\"] .dead-letter a"
+        browser.wait(f"document.querySelector({json.dumps(cell.format('default'))})?.textContent === '2' && "
+                     f"document.querySelector({json.dumps(cell.format('batch'))})?.textContent === '1'", "the dead-letter counts", timeout=40)
+        browser.click(cell.format("default"))
+        browser.wait("location.hash === '#/deadletter?queue=default' && document.querySelectorAll('.dl-rows tr[data-name]').length === 2",
+                     "the Dead letter page of the default queue")
+        assert browser.evaluate("document.querySelector('.tabs a[data-tab=\"deadletter\"]').classList.contains('on')") is True
+        expected = [i["name"] for i in http.get(f"{base(ns)}/deadletter", params={"queue": "default"}).json()["items"]]
+        assert browser.evaluate("[...document.querySelectorAll('.dl-rows tr[data-name]')].map(r => r.dataset.name).join()") == ",".join(expected)
+        assert sorted(expected) == ["fail-a", "fail-b"]
+        row_b = ".dl-rows tr[data-name=\"fail-b\"]"
+        assert browser.text(row_b + " .reason") == "PodFailurePolicy" and browser.text(row_b + " .exit-code") == "65"
+        assert "bad input file" in browser.text(row_b + " .message")
+
+        # Every queue, grouped per queue.
+        browser.evaluate("(() => { const s = document.querySelector('#dl-queue'); s.value = ''; s.dispatchEvent(new Event('change')); })()")
+        browser.wait("[...document.querySelectorAll('.dl-group')].map(g => g.dataset.queue).join() === 'batch,default' && "
+                     "document.querySelectorAll('.dl-rows tr[data-name]').length === 3", "both queues' groups")
+        assert browser.text("#btn-rerun-all") == "Re-run all matching (3)" and browser.evaluate("document.querySelector('#btn-rerun-selected').disabled")
+        browser.screenshot("deadletter")
+
+        # Re-run selected: only the checked Task gets a new run.
+        browser.click(".dl-select[data-name=\"fail-a\"]")
+        browser.wait("document.querySelector('#btn-rerun-selected').textContent === 'Re-run selected (1)'", "one selected")
+        browser.click("#btn-rerun-selected")
+        browser.wait("[...document.querySelectorAll('#toasts .toast')].some(t => t.textContent.includes('1 re-run'))", "the re-run's note")
+        assert task(http, ns, "fail-a")["spec"]["rerun"] == 1
+        assert task(http, ns, "fail-b")["spec"].get("rerun", 0) == 0 and task(http, ns, "fail-c")["spec"].get("rerun", 0) == 0
+
+        # Re-run all matching a filter, after a confirmation.
+        browser.evaluate("(() => { const s = document.querySelector('#dl-reason'); s.value = 'PodFailurePolicy'; s.dispatchEvent(new Event('change')); })()")
+        browser.wait("[...document.querySelectorAll('.dl-rows tr[data-name]')].map(r => r.dataset.name).join() === 'fail-b'", "only fail-b")
+        assert "reason=PodFailurePolicy" in browser.evaluate("location.hash")
+        browser.click("#btn-rerun-all")
+        browser.wait("!document.querySelector('#confirm').hidden", "the confirmation")
+        assert "reason PodFailurePolicy" in browser.text("#confirm-text")
+        browser.click("#confirm-yes")
+        wait_for(lambda: task(http, ns, "fail-b")["spec"].get("rerun") == 1, timeout=20, what="fail-b re-run")
+        browser.wait("[...document.querySelectorAll('#toasts .toast')].some(t => t.textContent.includes('Re-run of all matching: 1 re-run'))",
+                     "the re-run's note")
+        assert task(http, ns, "fail-c")["spec"].get("rerun", 0) == 0
     assert browser.problems() == []

@@ -30,3 +30,4 @@ def test_benchmark_smoke_run_completes(kubeconfig: Path, tmp_path: Path, operato
     assert "task" in results["watch_events_per_task"]
     assert results["scale"]["tasks"] == 20
     assert results["gateway"]["get_direct_baseline"]["rps"] > 0
+    assert results["fanout"]["items"] == 10 and results["fanout"]["one_task"]["apiserver_writes"] > 0

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from kubetask.operator.decide import TaskFacts, Upstream, decide, dependency_cycle
+from kubetask.operator.decide import TaskFacts, Upstream, decide
+from kubetask.resources.dependencies import dependency_cycle
 from kubetask.resources.models import Phase, TaskSpec
 
 OK = Upstream("a", "Succeeded", True, "Succeeded")

@@ -17,7 +17,7 @@ from kubetask.api.errors import GatewayError
 from kubetask.api.logs import LogSource
 from kubetask.api.metrics import GatewayMetrics
 from kubetask.api.middleware import BodyLimitMiddleware, MetricsMiddleware
-from kubetask.api.routes import health, registry, schedules, tasks
+from kubetask.api.routes import deadletter, groups, health, registry, schedules, tasks
 from kubetask.api.service import Gateway, KubeClient, batch_failure
 from kubetask.api.settings import GatewaySettings
 from kubetask.kube import Connection, Kube
@@ -26,11 +26,12 @@ log = logging.getLogger("kubetask.gateway")
 _ITEM = re.compile(r"^items\[(\d+)\]")
 
 DESCRIPTION = """\
-Submit, inspect, follow, cancel and retry kubetask Tasks over REST; list, create, trigger, suspend
-and resume TaskSchedules. Every call carries a Kubernetes bearer token (`Authorization: Bearer ...`);
+Submit, inspect, follow, cancel and retry kubetask Tasks over REST; list the dead-lettered ones
+(failed for good) and re-run them in bulk; list, create, trigger, suspend and resume TaskSchedules; submit a batch
+as a TaskGroup and follow its progress. Every call carries a Kubernetes bearer token (`Authorization: Bearer ...`);
 the cluster's RBAC decides what it may do (TokenReview + SubjectAccessReview on `tasks.kubetask.io`,
 `taskschedules.kubetask.io`, ... in the path's namespace). Task reads come from a watch-backed
-cache, TaskSchedule reads from the API server; writes go to the API server. Errors share one shape:
+cache, TaskSchedule and TaskGroup reads from the API server; writes go to the API server. Errors share one shape:
 `{"error": {"status", "reason", "message", "details": [{"field", "message"}]}}`.
 See docs/gateway.md.
 """
@@ -107,12 +108,16 @@ def create_app(settings: GatewaySettings | None = None, kube: KubeClient | None 
                       {"name": "tasks", "description": "Submit, read, follow, cancel and retry Tasks."},
                       {"name": "registry", "description": "TaskTypes (what may run) and TaskQueues (admission)."},
                       {"name": "schedules", "description": "TaskSchedules: list, see the next runs, create, trigger now, suspend and resume."},
+                      {"name": "deadletter", "description": "Tasks whose current run Failed for good, newest first; re-run them in bulk."},
+                      {"name": "groups", "description": "TaskGroups: many Tasks followed as one, with counts, progress and a callback."},
                       {"name": "health", "description": "Probes and metrics (no authentication)."}])
     app.state.on_validation_error = _batch_validation
     errors.install(app)
     app.include_router(tasks.router)
     app.include_router(registry.router)
     app.include_router(schedules.router)
+    app.include_router(deadletter.router)
+    app.include_router(groups.router)
     app.include_router(health.router)
     dashboard.mount(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

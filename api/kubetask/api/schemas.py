@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -17,9 +17,10 @@ from pydantic.alias_generators import to_camel
 from kubetask.operator.naming import ANNOTATION_SUBMITTED_BY
 from kubetask.resources import cron
 from kubetask.resources.models import (
-    MAX_NAME, MAX_SCHEDULE_NAME, Condition, Failure, Phase, Progress, RateLimit, RunRecord, TaskDefaults, TaskLimits,
-    TaskScheduleSpec, TaskScheduleStatus, TaskSpec,
+    MAX_GROUP_NAME, MAX_NAME, MAX_SCHEDULE_NAME, Condition, Failure, GroupCallback, ItemsStatus, Phase, Progress, RateLimit, RunRecord,
+    TaskDefaults, TaskGroupSpec, TaskGroupStatus, TaskLimits, TaskScheduleSpec, TaskScheduleStatus, TaskSpec,
 )
+from kubetask.resources.models import WebhookDelivery
 
 TERMINAL = frozenset(p.value for p in Phase if p.terminal)
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
@@ -58,9 +59,42 @@ class SubmitRequest(Strict):
     spec: TaskSpec = Field(..., description="What to run; see the Task CRD. cancel and rerun must be left unset.")
 
 
+class BatchGroup(Strict):
+    """The TaskGroup a batch creates: its items become the members (spec.size = the number of items)."""
+
+    name: str = Field(
+        ..., min_length=1, max_length=MAX_GROUP_NAME, pattern=NAME_PATTERN,
+        description=f"The TaskGroup's name (at most {MAX_GROUP_NAME} characters: its callback Task is <name>-callback). "
+                    "A name that is taken is 409.",
+    )
+    callback: GroupCallback | None = Field(
+        None, description="A Task to run once the whole group has finished (Celery's chord); checked like a submission.")
+
+
 class BatchRequest(Strict):
     items: list[SubmitRequest] = Field(
         ..., min_length=1, description="The Tasks to create, all or none (at most the gateway's batch_max_items, default 100: else 413).")
+    group: BatchGroup | None = Field(
+        None, description="Create a TaskGroup first and the items as its members (labelled kubetask.io/group, owned by the group). "
+                          "Needs create on taskgroups besides create on tasks.")
+
+
+class GroupRequest(Strict):
+    """A TaskGroup to create empty: members join by the label kubetask.io/group=<name> (kubectl, or a batch)."""
+
+    name: str = Field(
+        ..., min_length=1, max_length=MAX_GROUP_NAME, pattern=NAME_PATTERN,
+        description=f"The TaskGroup's name (at most {MAX_GROUP_NAME} characters: its callback Task is <name>-callback).",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, max_length=MAX_LABELS,
+        description=f"Labels of the TaskGroup (at most {MAX_LABELS}; keys under kubetask.io/ are reserved).",
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict, max_length=MAX_ANNOTATIONS,
+        description=f"Annotations of the TaskGroup (at most {MAX_ANNOTATIONS}; keys under kubetask.io/ are reserved).",
+    )
+    spec: TaskGroupSpec = Field(default_factory=TaskGroupSpec, description="How many members to expect (size) and the callback.")
 
 
 class ScheduleRequest(Strict):
@@ -119,7 +153,9 @@ class TaskView(View):
     progress: Progress | None = None
     result: Any = Field(None, description="The handler's result (its termination message, parsed as JSON when it is JSON).")
     last_failure: Failure | None = None
+    items: ItemsStatus | None = Field(None, description="A fan-out Task (spec.items): item counts while it runs, per-item results and failures once it finished.")
     history: list[RunRecord] = Field(default_factory=list, description="Earlier runs (see retry).")
+    webhooks: list[WebhookDelivery] = Field(default_factory=list, description="Webhook deliveries (the most recent): state, attempts, last result (see docs/webhooks.md).")
 
 
 class TaskList(View):
@@ -137,8 +173,43 @@ class BatchItemResult(View):
     error: dict[str, Any] | None = Field(None, description="The error shape's `error` object for this item.")
 
 
+class GroupProgress(View):
+    finished: int = Field(0, description="Members that finished (Succeeded, Failed or Cancelled).")
+    total: int = Field(0, description="Members expected: spec.size, or the members that exist when that is more (or size is unset).")
+    percent: int = Field(0, description="finished / total, rounded down (0 while total is 0).")
+
+
+class TaskGroupView(View):
+    """A TaskGroup as the gateway shows it: identity, spec and status as stored, and a summary of both."""
+
+    name: str
+    namespace: str
+    uid: str
+    resource_version: str
+    generation: int | None = None
+    creation_timestamp: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    submitted_by: str | None = Field(None, description="The user who created the TaskGroup through the gateway.")
+    spec: dict[str, Any] = Field(..., description="The TaskGroup's spec, as stored.")
+    status: TaskGroupStatus = Field(..., description="The TaskGroup's status, as the operator wrote it ({} before it did).")
+    phase: Literal["Pending", "Running", "Succeeded", "Failed"] = Field(
+        ..., description="Pending: no member exists yet; Running: not Finished; then Succeeded or Failed (the Finished and Succeeded conditions).")
+    finished: bool = Field(False, description="The Finished condition is True: every member, and the callback, finished.")
+    reason: str | None = Field(None, description="The Finished condition's reason (Running, CallbackRunning, MembersFailed, Succeeded, ...).")
+    message: str | None = Field(None, description="The Finished condition's message.")
+    progress: GroupProgress = Field(..., description="How many of the expected members finished.")
+    member_selector: str = Field(..., description="The label selector of the members (GET .../tasks?labelSelector=...).")
+
+
+class TaskGroupList(View):
+    items: list[TaskGroupView]
+    continue_: str | None = Field(None, alias="continue", description="Pass as ?continue= for the next page; null on the last page.")
+
+
 class BatchResponse(View):
     items: list[BatchItemResult]
+    group: TaskGroupView | None = Field(None, description="The TaskGroup the batch created (with `group` in the request).")
 
 
 class TaskTypeView(View):
@@ -165,6 +236,7 @@ class TaskQueueView(View):
     running_gpus: int = 0
     throttled: int = Field(0, description="Waiting Tasks held back only by the rate limit.")
     next_start_time: str | None = Field(None, description="When the rate limit lets the next Task start, while Tasks wait for it.")
+    dead_letter: int = Field(0, description="Dead-lettered Tasks: their current run Failed (see GET .../deadletter).")
     creation_timestamp: str | None = None
 
 
@@ -189,6 +261,76 @@ class TaskScheduleView(View):
 
 class TaskScheduleList(View):
     items: list[TaskScheduleView]
+
+
+# Dead letters (see deadletter.py for what counts as one).
+REASON_PATTERN = r"^[A-Za-z][A-Za-z0-9]*$"  # a CamelCase condition reason
+MAX_RERUN_NAMES = 1000  # the schema's bound; the gateway's rerun_max_items (default 100) is the one that applies
+
+
+class DeadLetterItem(View):
+    """A dead-lettered Task: its current run Failed for good."""
+
+    name: str
+    namespace: str
+    uid: str
+    resource_version: str
+    queue: str | None = Field(None, description="The TaskQueue the Task was resolved to.")
+    type: str = Field(..., description="The TaskType (spec.type).")
+    reason: str = Field(..., description="Why it failed: the Ready condition's reason (BackoffLimitExceeded, PodFailurePolicy, "
+                                         "DeadlineExceeded, InvalidParameters, ...).")
+    exit_code: int | None = Field(None, description="The handler's last exit code (status.lastFailure.exitCode), when a pod ran.")
+    message: str = Field("", description="status.lastFailure.message (the handler's termination message), else the condition's message.")
+    invalid_spec: bool = Field(False, description="The Task was refused before it ran (an invalid spec or TaskType); a re-run checks it "
+                                                  "again against the current TaskType.")
+    attempts: int = Field(0, description="Pods the failed run started.")
+    run: int = Field(0, description="The failed run (spec.rerun).")
+    completion_time: str | None = Field(None, description="When the run failed (status.completionTime); the list is newest first by it.")
+    creation_timestamp: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class DeadLetterList(View):
+    items: list[DeadLetterItem]
+    continue_: str | None = Field(None, alias="continue", description="Pass as ?continue= for the next page; null on the last page.")
+    remaining_item_count: int = Field(0, description="How many more items match after this page.")
+
+
+class DeadLetterFilter(Strict):
+    """Which dead-lettered Tasks: every given field must match (an empty filter matches them all)."""
+
+    queue: str | None = Field(None, min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN, description="Only Tasks of this TaskQueue.")
+    type: str | None = Field(None, min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN, description="Only Tasks of this TaskType.")
+    reason: str | None = Field(None, min_length=1, max_length=128, pattern=REASON_PATTERN, description="Only Tasks that failed for this reason.")
+    label_selector: str | None = Field(None, alias="labelSelector", max_length=4096,
+                                       description="A Kubernetes label selector, e.g. team=a,env in (prod,dev).")
+
+
+class DeadLetterRerunRequest(Strict):
+    """Exactly one of `names` and `filter`."""
+
+    names: list[Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN)]] | None = Field(
+        None, min_length=1, max_length=MAX_RERUN_NAMES,
+        description="These Tasks (at most the gateway's rerun_max_items, default 100); each must be dead-lettered.")
+    filter: DeadLetterFilter | None = Field(
+        None, description="Every dead-lettered Task that matches, newest first, up to the gateway's rerun_max_items per call "
+                          "(`remaining` says how many more matched).")
+
+
+class RerunOutcome(View):
+    name: str
+    outcome: Literal["Rerun", "Conflict", "NotDeadLettered", "NotFound", "Error"] = Field(
+        ..., description="Rerun: spec.rerun was raised; Conflict: the Task kept changing; NotDeadLettered: its current run is not "
+                         "Failed (succeeded, cancelled, running, or a re-run already requested); NotFound; Error: the API server failed.")
+    message: str = ""
+    rerun: int | None = Field(None, description="The new spec.rerun (the run that will start), when re-run.")
+    resource_version: str | None = Field(None, description="The Task's resourceVersion after the patch, when re-run.")
+
+
+class DeadLetterRerunResponse(View):
+    items: list[RerunOutcome] = Field(..., description="One outcome per Task, in the order of `names`, or newest first for a filter.")
+    summary: dict[str, int] = Field(default_factory=dict, description="How many Tasks had each outcome.")
+    remaining: int = Field(0, description="With a filter: matching dead-lettered Tasks left for another call (the per-call bound).")
 
 
 class TaskTypeList(View):
@@ -242,7 +384,9 @@ def task_view(task: dict[str, Any]) -> dict[str, Any]:
         "progress": status.get("progress"),
         "result": status.get("result"),
         "lastFailure": status.get("lastFailure"),
+        "items": status.get("items"),
         "history": status.get("history") or [],
+        "webhooks": status.get("webhooks") or [],
     }
 
 
@@ -263,7 +407,7 @@ def taskqueue_view(obj: dict[str, Any]) -> dict[str, Any]:
         "rateLimit": spec.get("rateLimit"), "retentionSeconds": spec.get("retentionSeconds"),
         "pending": status.get("pending", 0), "running": status.get("running", 0), "runningGpus": status.get("runningGpus", 0),
         "throttled": status.get("throttled", 0), "nextStartTime": status.get("nextStartTime"),
-        "creationTimestamp": meta.get("creationTimestamp"),
+        "deadLetter": status.get("deadLetter", 0), "creationTimestamp": meta.get("creationTimestamp"),
     }
 
 

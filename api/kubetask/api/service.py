@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from kubetask.api import pagination, schedules, selectors, submit
+from kubetask.api import groups, pagination, schedules, selectors, submit
 from kubetask.api.auth import Authorizer, User
 from kubetask.api.cache import ResourceCache
 from kubetask.api.errors import GatewayError, error_info, from_api_error, invalid, not_found
 from kubetask.api.metrics import GatewayMetrics
-from kubetask.api.schemas import ScheduleRequest, SubmitRequest, finished, task_view
+from kubetask.api.schemas import BatchGroup, ScheduleRequest, SubmitRequest, finished, task_view
 from kubetask.api.settings import GatewaySettings
 from kubetask.kube import MERGE_PATCH, ApiError, Connection, tasks_path
 from kubetask.operator.naming import ANNOTATION_SUBMITTED_BY
 from kubetask.resources import scheduling
+from kubetask.resources.grouping import callback_name
+from kubetask.resources.dependencies import dependency_cycle
 from kubetask.resources.models import Phase
 from kubetask.resources.validation import Problem
 
@@ -32,6 +35,7 @@ log = logging.getLogger("kubetask.gateway")
 RETRYABLE = frozenset({Phase.FAILED.value, Phase.CANCELLED.value})
 CONFLICT_ATTEMPTS = 5
 SCHEDULES = "taskschedules"
+WEBHOOK_MEMO_SECONDS = 2.0
 
 
 class KubeClient(Protocol):
@@ -107,6 +111,7 @@ class Gateway:
         self.tasktypes = ResourceCache(kube, "tasktypes", namespaces, metrics, settings.watch_timeout_seconds)
         self.taskqueues = ResourceCache(kube, "taskqueues", namespaces, metrics, settings.watch_timeout_seconds)
         self.caches = (self.tasks, self.tasktypes, self.taskqueues)
+        self._webhooks: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}  # see _webhook
 
     def start(self) -> None:
         for cache in self.caches:
@@ -181,6 +186,7 @@ class Gateway:
                 item.replay = earlier
                 return item
         problems = await self.check(namespace, request)
+        problems += self.dependency_problems(namespace, request)
         if problems:
             item.problems = problems
             return item
@@ -202,7 +208,50 @@ class Gateway:
                 field = "spec.queue" if request.spec.queue else "spec.type"
                 origin = "" if request.spec.queue else " (the queue comes from the TaskType's defaults or the gateway's default)"
                 problems.append(Problem(field, f"TaskQueue {effective.queue!r} does not exist in namespace {namespace}{origin}", "QueueNotFound"))
+        if request.spec.webhook:
+            webhook = await self._webhook(namespace, request.spec.webhook)
+            if (problem := submit.webhook_problem(request.spec.webhook, webhook, namespace)) is not None:
+                problems.append(problem)
         return problems
+
+    async def _webhook(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A TaskWebhook, read live (few submissions name one; no watch), remembered a moment so a
+        batch naming the same one reads it once."""
+        moment = time.monotonic()
+        remembered = self._webhooks.get((namespace, name))
+        if remembered is not None and moment - remembered[0] < WEBHOOK_MEMO_SECONDS:
+            return remembered[1]
+        try:
+            found: dict[str, Any] | None = await self.kube.get(tasks_path(namespace, name, plural="taskwebhooks"))
+        except ApiError as error:
+            if error.status != 404:
+                raise from_api_error(error, f"reading TaskWebhook {name}") from error
+            found = None
+        if len(self._webhooks) > 1000:
+            self._webhooks.clear()  # bounded
+        self._webhooks[(namespace, name)] = (moment, found)
+        return found
+
+    def dependency_problems(self, namespace: str, request: SubmitRequest) -> list[Problem]:
+        """spec.after naming the Task itself, or closing a cycle through Tasks already there (the
+        cache's view). Names that do not exist yet are fine: they are waited for. A generated
+        name cannot be named by anything yet, so only a named Task can close a cycle."""
+        after, name = request.spec.after or [], request.name
+        if not after or not name:
+            return []
+        if name in after:
+            return [Problem("spec.after", "a Task cannot depend on itself", "DependencyCycle")]
+
+        def after_of(task_name: str) -> tuple[str, ...]:
+            if task_name == name:
+                return tuple(after)
+            cached = self.tasks.get(namespace, task_name)
+            return tuple(((cached or {}).get("spec") or {}).get("after") or ())
+
+        cycle = dependency_cycle(name, after_of)
+        if cycle:
+            return [Problem("spec.after", "would close a dependency cycle: " + " → ".join(cycle), "DependencyCycle")]
+        return []
 
     def _with_key(self, namespace: str, idempotency: str) -> dict[str, Any] | None:
         """A cached Task created with this Idempotency-Key hash, if any."""
@@ -250,11 +299,20 @@ class Gateway:
             raise invalid(item.problems, what=f"the Task ({request.spec.type})")
         return await self.create(namespace, item, user)
 
-    async def submit_batch(self, namespace: str, requests: list[SubmitRequest], user: User, key: str | None) -> list[dict[str, Any]]:
-        """All or nothing: every item is checked (locally, then by an API-server dry run) before any is created."""
+    async def submit_batch(self, namespace: str, requests: list[SubmitRequest], user: User, key: str | None,
+                           group: BatchGroup | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """All or nothing: every item is checked (locally, then by an API-server dry run) before any is created.
+
+        With `group`, the TaskGroup (spec.size = the number of items) is checked and dry-run with the
+        items, then created first, and the items are created as its members (label and owner). If an
+        item then fails at the API server (the 207 window), the group stays with the members that
+        were created and keeps waiting for spec.size of them: it never reports Finished, nor runs its
+        callback, for a partial batch; retrying the batch with the same Idempotency-Key completes it.
+        Returns the item results and the group (None without one)."""
         if len(requests) > self.settings.batch_max_items:
             raise GatewayError(413, f"a batch may hold at most {self.settings.batch_max_items} items, not {len(requests)}",
                                details=[("items", f"at most {self.settings.batch_max_items} items")])
+        plan = await groups.prepare_batch(self, namespace, group, len(requests), user, key) if group is not None else None
         items = [await self.prepare(namespace, r, user, None if key is None else f"{key}#{i}") for i, r in enumerate(requests)]
         errors: dict[int, dict[str, Any]] = {}
         for index, item in enumerate(items):
@@ -269,11 +327,27 @@ class Gateway:
                 errors[index] = error_info(409, f"item {index} has the same name {name!r} as item {seen[name]}",
                                            details=[(f"items[{index}].name", "duplicate name in the batch")])
             seen.setdefault(name, index)
-        if not errors:
+            if plan is not None and group is not None and group.callback is not None and name == callback_name(plan.name):
+                errors[index] = error_info(422, f"item {index} is named {name!r}, the name of the group's callback Task",
+                                           details=[(f"items[{index}].name", "reserved for the group's callback Task")])
+        group_error = plan.error if plan is not None else None
+        if plan is not None:
+            for item in items:
+                if item.body is not None:
+                    groups.join(item.body, groups.placeholder(plan))  # dry-run as members: the group does not exist yet
+            if not errors and group_error is None:
+                group_error = await groups.dry_run(self, namespace, plan)
+        if not errors and group_error is None:
             errors.update(await self._dry_run(namespace, items, user))
-        if errors:
+        if errors or group_error is not None:
             self.metrics.submissions.labels("invalid").inc(len(requests))
-            raise batch_failure(errors, len(items), [_name_of(i) for i in items])
+            raise batch_failure(errors, len(items), [_name_of(i) for i in items], group_error)
+        created_group = None
+        if plan is not None:
+            created_group = await groups.create_batch_group(self, namespace, plan, user)  # raises: nothing was created
+            for item in items:
+                if item.body is not None:
+                    groups.join(item.body, created_group)
         semaphore = asyncio.Semaphore(8)
 
         async def one(item: Submission) -> tuple[int, dict[str, Any]] | GatewayError:
@@ -292,7 +366,7 @@ class Gateway:
             else:
                 status, task = outcome
                 results.append({"index": index, "status": status, "name": task["metadata"]["name"], "task": task_view(task), "error": None})
-        return results
+        return results, created_group
 
     async def _dry_run(self, namespace: str, items: list[Submission], user: User) -> dict[int, dict[str, Any]]:
         """What the API server would say (schema, CEL, admission, name conflicts), without creating anything."""
@@ -454,18 +528,25 @@ def _name_of(item: Submission) -> str | None:
     return str(item.body["metadata"]["name"]) if item.body is not None else None
 
 
-def batch_failure(errors: dict[int, dict[str, Any]], count: int, names: list[str | None]) -> GatewayError:
-    """The 422 (or 409/413) of a batch in which some items failed: nothing was created; one result per item."""
+def batch_failure(errors: dict[int, dict[str, Any]], count: int, names: list[str | None],
+                  group_error: dict[str, Any] | None = None) -> GatewayError:
+    """The 422 (or 409/413) of a batch in which some items (or its group) failed: nothing was created; one result per item."""
     results = []
     for index in range(count):
-        error = errors.get(index) or error_info(424, "valid, but not created because another item of the batch failed")
+        error = errors.get(index) or error_info(424, "valid, but not created because another item of the batch failed"
+                                                if errors else "valid, but not created because the batch's group failed")
         results.append({"index": index, "status": error["status"], "name": names[index], "task": None, "error": error})
-    statuses = {e["status"] for e in errors.values()}
+    statuses = {e["status"] for e in errors.values()} | ({group_error["status"]} if group_error else set())
     status = statuses.pop() if len(statuses) == 1 else 422
     failed = sorted(errors)
-    details = [(d["field"], d["message"]) for i in failed for d in errors[i].get("details") or []] or \
-        [(f"items[{i}]", errors[i]["message"]) for i in failed]
+    group_details = [(d["field"], d["message"]) for d in (group_error or {}).get("details") or []] or \
+        ([("group", group_error["message"])] if group_error else [])
+    details = group_details + ([(d["field"], d["message"]) for i in failed for d in errors[i].get("details") or []] or
+                               [(f"items[{i}]", errors[i]["message"]) for i in failed])
     noun = "item" if len(failed) == 1 else "items"
-    message = f"{len(failed)} of {count} {noun} failed ({', '.join(str(i) for i in failed[:10])}); nothing was created: " + \
-        "; ".join(errors[i]["message"] for i in failed[:3])
-    return GatewayError(status, message, details=details, extra={"items": results})
+    parts = (["the batch's group failed"] if group_error else []) + \
+        ([f"{len(failed)} of {count} {noun} failed ({', '.join(str(i) for i in failed[:10])})"] if failed else [])
+    message = "; ".join(parts) + "; nothing was created: " + "; ".join(
+        ([group_error["message"]] if group_error else []) + [errors[i]["message"] for i in failed[:3]])
+    reason = group_error["reason"] if group_error and not errors else None  # e.g. AlreadyExists: the group's name is taken
+    return GatewayError(status, message, reason=reason, details=details, extra={"items": results})

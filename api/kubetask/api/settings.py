@@ -50,6 +50,7 @@ class GatewaySettings(BaseSettings):
     list_default_limit: int = Field(default=100, ge=1, le=1000, description="Page size of list when the caller gives no limit.")
     list_max_limit: int = Field(default=500, ge=1, le=5000, description="Largest page size a caller may ask for.")
     batch_max_items: int = Field(default=100, ge=1, le=1000, description="Most Tasks in one batch submission.")
+    rerun_max_items: int = Field(default=100, ge=1, le=1000, description="Most dead-lettered Tasks one POST .../deadletter:rerun re-runs.")
     sse_keepalive_seconds: float = Field(default=15.0, gt=0, le=300, description="Seconds between keep-alive comments on idle event streams.")
     sse_max_seconds: int = Field(default=3600, ge=1, description="Longest an event stream stays open; clients reconnect after it.")
     watch_timeout_seconds: int = Field(default=300, ge=10, le=3600, description="timeoutSeconds of each cache watch request (it is then resumed).")

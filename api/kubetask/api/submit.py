@@ -114,6 +114,13 @@ def spec_problems(spec: dict[str, Any]) -> list[Problem]:
         except ValueError:
             problems.append(Problem("spec.parameters", "NaN and Infinity are not JSON numbers", "InvalidParameters"))
         problems += _unicode_problems(parameters, "spec.parameters")
+    items = spec.get("items")
+    if items is not None:  # a fan-out's items are parameters too, and reach the pods the same way
+        try:
+            json.dumps(items, allow_nan=False)
+        except ValueError:
+            problems.append(Problem("spec.items", "NaN and Infinity are not JSON numbers", "InvalidParameters"))
+        problems += _unicode_problems(items, "spec.items")[:10]
     return problems
 
 
@@ -151,3 +158,17 @@ def same_submission(existing: dict[str, Any], idempotency: str, digest: str, sub
     labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
     return (labels.get(IDEMPOTENCY_LABEL) == idempotency and annotations.get(REQUEST_DIGEST_ANNOTATION) == digest
             and annotations.get(ANNOTATION_SUBMITTED_BY) == submitted_by)
+
+
+def webhook_problem(name: str, webhook: dict[str, Any] | None, namespace: str) -> Problem | None:
+    """spec.webhook must name a TaskWebhook that is not known to be broken. The gateway never reads
+    Secrets (it has no access to them): the operator checks the Secret and the url and says so in
+    the TaskWebhook's Ready condition, which is what is checked here. A TaskWebhook the operator
+    has not looked at yet (no Ready for its generation) is accepted."""
+    if webhook is None:
+        return Problem("spec.webhook", f"TaskWebhook {name!r} does not exist in namespace {namespace}", "WebhookNotFound")
+    generation = (webhook.get("metadata") or {}).get("generation")
+    ready = next((c for c in (webhook.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
+    if ready is None or ready.get("status") != "False" or ready.get("observedGeneration") not in (None, generation):
+        return None
+    return Problem("spec.webhook", f"TaskWebhook {name!r} is not ready ({ready.get('reason')}): {ready.get('message')}", "WebhookNotReady")

@@ -158,9 +158,13 @@ class Gateway:
         return response.status_code == 201, dict(response.json())
 
     def submit_batch(self, items: list[dict[str, Any]], idempotency_key: str | None = None,
-                     namespace: str | None = None) -> dict[str, Any]:
+                     namespace: str | None = None, group: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST tasks:batch; with `group` ({name, callback?}) the items become the members of a new TaskGroup."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return dict(self.request("POST", self.path("tasks:batch", namespace=namespace), json_body={"items": items}, headers=headers))
+        body: dict[str, Any] = {"items": items}
+        if group is not None:
+            body["group"] = group
+        return dict(self.request("POST", self.path("tasks:batch", namespace=namespace), json_body=body, headers=headers))
 
     def get(self, name: str) -> dict[str, Any]:
         return dict(self.request("GET", self.path("tasks", name)))
@@ -194,6 +198,44 @@ class Gateway:
 
     def tasktype(self, name: str) -> dict[str, Any]:
         return dict(self.request("GET", self.path("tasktypes", name)))
+
+    # --- dead letters -------------------------------------------------------------------------
+
+    def deadletter(self, *, queue: str | None = None, type: str | None = None, reason: str | None = None,
+                   selector: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every matching dead-lettered Task, newest first (following `continue` pages), or the first `limit`."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page_size = min(500, limit - len(items)) if limit else 500
+            page = self.request("GET", self.path("deadletter"), params={
+                "queue": queue, "type": type, "reason": reason, "labelSelector": selector, "limit": page_size, "continue": token})
+            items.extend(page.get("items") or [])
+            token = page.get("continue")
+            if not token or (limit is not None and len(items) >= limit):
+                return items
+
+    def rerun_deadletter(self, *, names: list[str] | None = None, filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """POST deadletter:rerun with names or a filter: {"items": [{name, outcome, message, rerun}], "summary", "remaining"}."""
+        body: dict[str, Any] = {"names": names} if names is not None else {"filter": {k: v for k, v in (filter or {}).items() if v}}
+        return dict(self.request("POST", self.path("deadletter:rerun"), json_body=body))
+
+    # --- groups -------------------------------------------------------------------------------
+
+    def groups(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every TaskGroup (following `continue` pages), or the first `limit`."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page_size = min(500, limit - len(items)) if limit else 500
+            page = self.request("GET", self.path("taskgroups"), params={"limit": page_size, "continue": token})
+            items.extend(page.get("items") or [])
+            token = page.get("continue")
+            if not token or (limit is not None and len(items) >= limit):
+                return items
+
+    def group(self, name: str) -> dict[str, Any]:
+        return dict(self.request("GET", self.path("taskgroups", name)))
 
     # --- schedules ----------------------------------------------------------------------------
 

@@ -53,6 +53,8 @@ examples:
   kubetask logs resize-1001 -f
   kubetask schedules get nightly-report
   kubetask schedules trigger nightly-report --watch
+  kubetask deadletter --queue default
+  kubetask deadletter rerun --all --reason BackoffLimitExceeded
 """
 
 
@@ -75,6 +77,7 @@ class Context:
     columns: int = 100
     sleep: Callable[[float], None] = time.sleep
     clients: list[Gateway] = field(default_factory=list)
+    stdin: TextIO | None = None  # where confirmations are read (deadletter rerun --all)
 
     def gateway(self) -> Gateway:
         client = Gateway(self.settings, self.transport)
@@ -136,6 +139,13 @@ def _exit_codes(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of exit codes") from None
 
 
+def _names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no Task (use a,b,c)")
+    return names
+
+
 def build_parser() -> Parser:
     common = Parser(add_help=False)
     _globals(common, suppress=True)
@@ -170,6 +180,8 @@ def build_parser() -> Parser:
     p.add_argument("--retries", type=_non_negative, help="how many times a failed pod is retried")
     p.add_argument("--non-retryable-exit-codes", type=_exit_codes, metavar="CODES", help="exit codes that fail at once, e.g. 2,3")
     p.add_argument("--ttl", type=_duration, metavar="DURATION", help="delete the Job (not the Task) this long after it finishes")
+    p.add_argument("--after", type=_names, metavar="NAMES", help="start only once these Tasks (comma-separated) have Succeeded")
+    p.add_argument("--run-anyway", action="store_true", help="with --after: start once they finished, whatever the outcome (dependencyPolicy Finished)")
     p.add_argument("--label", "-l", action="append", default=[], metavar="KEY=VALUE", help="a label (repeatable)")
     p.add_argument("--annotation", "-a", action="append", default=[], metavar="KEY=VALUE", help="an annotation (repeatable)")
     p.add_argument("--name", help="the Task's name (default: <type>-<random>)")
@@ -243,6 +255,34 @@ def build_parser() -> Parser:
         q.add_argument("name", metavar="NAME")
         output(q)
 
+    p = command("deadletter", "list dead-lettered Tasks (their current run Failed), newest first; `deadletter rerun` runs them again",
+                description=(
+                    "Dead-lettered Tasks: their current run Failed for good (no retries left, a non-retryable exit code,\n"
+                    "the deadline, or a spec the TaskType refused), newest first: NAME, QUEUE, TYPE, REASON, EXIT, ATTEMPTS,\n"
+                    "FAILED (how long ago), MESSAGE.\n\n"
+                    "  kubetask deadletter rerun NAME...            re-run these Tasks\n"
+                    "  kubetask deadletter rerun --all [--queue Q]  re-run every matching one (asks first unless --yes)"))
+    p.add_argument("--queue", "-q", help="only Tasks of this TaskQueue")
+    p.add_argument("--type", "-t", dest="task_type", metavar="TYPE", help="only Tasks of this TaskType")
+    p.add_argument("--reason", help="only Tasks that failed for this reason (BackoffLimitExceeded, PodFailurePolicy, DeadlineExceeded, ...)")
+    p.add_argument("-l", "--selector", metavar="SELECTOR", help="a label selector, e.g. team=a,env in (prod,dev)")
+    p.add_argument("--limit", type=_non_negative, help="at most this many Tasks")
+    output(p, ("name", "json", "yaml"))
+    actions = p.add_subparsers(dest="deadletter_command", metavar="SUBCOMMAND", parser_class=Parser)
+    # Own dests for rerun's filters: a subcommand's defaults would overwrite the same names given before it.
+    q = actions.add_parser("rerun", parents=[common], help="re-run dead-lettered Tasks: NAME... or --all matching the filters",
+                           description="Re-run dead-lettered Tasks (spec.rerun + 1 each, as `kubetask retry`): the named ones, or with\n"
+                                       "--all every one matching --queue/--type/--reason/-l (after a confirmation, unless --yes).",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("names", metavar="NAME", nargs="*", help="the Tasks to re-run")
+    q.add_argument("--all", action="store_true", dest="rerun_all", help="every dead-lettered Task matching the filters")
+    q.add_argument("--queue", "-q", dest="rerun_queue", metavar="QUEUE", help="with --all: only Tasks of this TaskQueue")
+    q.add_argument("--type", "-t", dest="rerun_type", metavar="TYPE", help="with --all: only Tasks of this TaskType")
+    q.add_argument("--reason", dest="rerun_reason", metavar="REASON", help="with --all: only Tasks that failed for this reason")
+    q.add_argument("-l", "--selector", dest="rerun_selector", metavar="SELECTOR", help="with --all: a label selector")
+    q.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    output(q)
+
     command("config", "show the settings in effect and where each came from")
     return parser
 
@@ -262,9 +302,13 @@ def cmd_submit(ctx: Context, args: argparse.Namespace) -> int:
         raise UsageError("-f - and --parameters-file - cannot both read stdin")
     spec: dict[str, Any] = {}
     for attr, key in (("queue", "queue"), ("priority", "priority"), ("timeout", "timeoutSeconds"), ("retries", "retries"),
-                      ("ttl", "ttlSecondsAfterFinished"), ("non_retryable_exit_codes", "nonRetryableExitCodes")):
+                      ("ttl", "ttlSecondsAfterFinished"), ("non_retryable_exit_codes", "nonRetryableExitCodes"), ("after", "after")):
         if getattr(args, attr) is not None:
             spec[key] = getattr(args, attr)
+    if args.run_anyway:
+        if args.after is None:
+            raise UsageError("--run-anyway only means something with --after")
+        spec["dependencyPolicy"] = "Finished"
     resources = {k: getattr(args, k) for k in ("cpu", "memory", "gpu") if getattr(args, k) is not None}
     overrides = Overrides(type=args.task_type, name=args.name, params=parse_params(args.param),
                           parameters_file=load_parameters(args.parameters_file) if args.parameters_file else None,
@@ -526,6 +570,76 @@ def cmd_schedules(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_deadletter(ctx: Context, args: argparse.Namespace) -> int:
+    if args.deadletter_command == "rerun":
+        return _rerun_deadletter(ctx, args)
+    filters = {"queue": args.queue, "type": args.task_type, "reason": args.reason, "selector": args.selector}
+    items = ctx.gateway().deadletter(**filters, limit=args.limit)
+    if args.output in ("json", "yaml"):
+        ctx.print(render.dump({"items": items}, args.output))
+    elif args.output == "name":
+        for item in items:
+            ctx.print(item["name"])
+    elif items:
+        ctx.print(render.deadletter_table(items))
+    else:
+        ctx.err.write(f"No dead-lettered Tasks{' match' if any(filters.values()) else ''} in namespace {ctx.settings.namespace}.\n")
+    return EXIT_OK
+
+
+def _rerun_deadletter(ctx: Context, args: argparse.Namespace) -> int:
+    """Exit code 0 when every Task was re-run, 3 when the gateway re-ran some but not others (each is said why)."""
+    filters = {"queue": args.rerun_queue or args.queue, "type": args.rerun_type or args.task_type,
+               "reason": args.rerun_reason or args.reason, "labelSelector": args.rerun_selector or args.selector}
+    if args.names and args.rerun_all:
+        raise UsageError("give Task names or --all, not both")
+    if not args.names and not args.rerun_all:
+        raise UsageError("name the Tasks to re-run, or pass --all (with --queue, --type, --reason or -l to narrow it)")
+    if args.names and any(filters.values()):
+        raise UsageError("--queue, --type, --reason and -l select Tasks for --all; with names, name exactly the Tasks to re-run")
+    gw = ctx.gateway()
+    if args.names:
+        answers = [gw.rerun_deadletter(names=list(args.names))]
+    else:
+        # What the person confirms is a count: a filter re-runs what matches when it is sent, and the
+        # gateway takes a bounded number per call, so call again until that many were handled.
+        wanted = len(gw.deadletter(queue=filters["queue"], type=filters["type"], reason=filters["reason"], selector=filters["labelSelector"]))
+        where = ", ".join(f"{k} {v}" for k, v in filters.items() if v)
+        scope = f"in namespace {ctx.settings.namespace}" + (f" ({where})" if where else "")
+        if not wanted:
+            ctx.err.write(f"No dead-lettered Tasks {scope}; nothing to re-run.\n")
+            return EXIT_OK
+        if not args.yes and not _confirm(ctx, f"Re-run {wanted} dead-lettered Task{'s' if wanted != 1 else ''} {scope}? [y/N] "):
+            ctx.err.write("Nothing was re-run (pass --yes to skip the question).\n")
+            return EXIT_USAGE
+        answers = []
+        handled = 0
+        while handled < wanted:
+            answer = gw.rerun_deadletter(filter=filters)
+            answers.append(answer)
+            handled += len(answer.get("items") or [])
+            if not answer.get("items") or not answer.get("remaining"):
+                break
+    items = [item for answer in answers for item in answer.get("items") or []]
+    summary: dict[str, int] = {}
+    for item in items:
+        summary[str(item.get("outcome"))] = summary.get(str(item.get("outcome")), 0) + 1
+    if args.output:
+        ctx.print(render.dump({"items": items, "summary": summary}, args.output))
+    else:
+        for line in render.rerun_lines({"items": items}):
+            ctx.print(line)
+        ctx.err.write(render.rerun_summary(summary) + "\n")
+    return EXIT_OK if set(summary) <= {"Rerun"} else EXIT_API
+
+
+def _confirm(ctx: Context, question: str) -> bool:
+    ctx.err.write(question)
+    ctx.err.flush()
+    answer = (ctx.stdin or sys.stdin).readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
 def cmd_config(ctx: Context, args: argparse.Namespace) -> int:
     s = ctx.settings
     token = "(none)" if not s.token else f"{s.token[:6]}…{s.token[-4:]} ({len(s.token)} characters)" if len(s.token) > 16 else "(set)"
@@ -539,6 +653,7 @@ def cmd_config(ctx: Context, args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[Context, argparse.Namespace], int]] = {
     "submit": cmd_submit, "get": cmd_get, "list": cmd_list, "watch": cmd_watch, "cancel": cmd_cancel, "retry": cmd_retry,
     "logs": cmd_logs, "queues": cmd_queues, "types": cmd_types, "schedules": cmd_schedules, "config": cmd_config,
+    "deadletter": cmd_deadletter,
 }
 
 
@@ -553,7 +668,7 @@ def _is_tty(stream: TextIO) -> bool:
 
 def run(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None, stdout: TextIO | None = None,
         stderr: TextIO | None = None, transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep) -> int:
+        sleep: Callable[[float], None] = time.sleep, stdin: TextIO | None = None) -> int:
     """The CLI as a function: returns the exit code (tests pass their own streams, env and transport)."""
     env = os.environ if env is None else env
     out, err = stdout or sys.stdout, stderr or sys.stderr
@@ -572,7 +687,7 @@ def run(argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = No
         return int(done.code or 0) if not isinstance(done.code, str) else EXIT_USAGE
     tty = _is_tty(out)
     encoding = (getattr(out, "encoding", None) or "").lower()
-    ctx = Context(settings, out, err, transport, sleep=sleep, tty=tty,
+    ctx = Context(settings, out, err, transport, sleep=sleep, tty=tty, stdin=stdin,
                   color=tty and "NO_COLOR" not in env and env.get("TERM") != "dumb",
                   unicode="utf" in encoding or not encoding, columns=shutil.get_terminal_size((100, 24)).columns)
     try:

@@ -154,8 +154,46 @@ def queue_table(queues: Sequence[dict[str, Any]], now: datetime | None = None) -
         limit = q.get("rateLimit") if isinstance(q.get("rateLimit"), dict) else None
         rate = f"{limit.get('starts')}/{limit.get('per')}" if limit else "-"
         rows.append([q.get("name", ""), "paused" if q.get("paused") else "active", q.get("pending", 0), q.get("running", 0),
-                     q.get("maxRunning", ""), gpus, rate, q.get("throttled", 0), age(q.get("creationTimestamp"), now)])
-    return table(("NAME", "STATE", "PENDING", "RUNNING", "MAX-RUNNING", "GPUS", "RATE", "THROTTLED", "AGE"), rows)
+                     q.get("maxRunning", ""), gpus, rate, q.get("throttled", 0), q.get("deadLetter", 0),
+                     age(q.get("creationTimestamp"), now)])
+    return table(("NAME", "STATE", "PENDING", "RUNNING", "MAX-RUNNING", "GPUS", "RATE", "THROTTLED", "DEAD-LETTER", "AGE"), rows)
+
+
+DEADLETTER_HEADERS = ("NAME", "QUEUE", "TYPE", "REASON", "EXIT", "ATTEMPTS", "FAILED", "MESSAGE")
+MESSAGE_WIDTH = 60
+
+
+def deadletter_table(items: Sequence[dict[str, Any]], now: datetime | None = None) -> str:
+    """Dead-lettered Tasks as the gateway lists them (newest first); FAILED is how long ago the run failed."""
+    rows = []
+    for item in items:
+        message = " ".join(str(item.get("message") or "").split())
+        if len(message) > MESSAGE_WIDTH:
+            message = message[:MESSAGE_WIDTH - 1] + "…"
+        code = item.get("exitCode")
+        rows.append([item.get("name", ""), item.get("queue") or "-", item.get("type", ""), item.get("reason", ""),
+                     "-" if code is None else code, item.get("attempts", 0), age(item.get("completionTime"), now), message or "-"])
+    return table(DEADLETTER_HEADERS, rows)
+
+
+RERUN_WORDS = {"Rerun": "re-run", "Conflict": "conflict", "NotDeadLettered": "not dead-lettered", "NotFound": "not found", "Error": "error"}
+
+
+def rerun_lines(answer: dict[str, Any]) -> list[str]:
+    """One line per Task of a deadletter:rerun answer."""
+    lines = []
+    for item in answer.get("items") or []:
+        kind = str(item.get("outcome", ""))
+        if kind == "Rerun":
+            lines.append(f"task/{item.get('name')} re-run (run {item.get('rerun')})")
+        else:
+            lines.append(f"task/{item.get('name')} {RERUN_WORDS.get(kind, kind)}: {item.get('message', '')}")
+    return lines
+
+
+def rerun_summary(summary: dict[str, int]) -> str:
+    parts = [f"{n} {RERUN_WORDS.get(kind, kind)}" for kind, n in summary.items() if n]
+    return ", ".join(parts) if parts else "nothing to re-run"
 
 
 def schema_summary(schema: Any) -> str:
@@ -411,6 +449,122 @@ def describe(task: dict[str, Any], color: bool = False, now: datetime | None = N
                       h.get("completionTime") or "-"] for h in history]
         lines.extend("  " + line for line in table(("RUN", "PHASE", "REASON", "ATTEMPTS", "JOB", "COMPLETED"), hist_rows).splitlines())
     return "\n".join(lines)
+
+
+# --- TaskGroups -------------------------------------------------------------------------------
+
+GROUP_COUNTS = ("succeeded", "failed", "cancelled", "running", "queued", "pending")
+
+
+def _group_progress(group: dict[str, Any]) -> tuple[int, int, int]:
+    """(finished, total, percent) from the gateway's `progress` (it knows spec.size)."""
+    progress = group.get("progress")
+    values = [progress.get(k) if isinstance(progress, dict) else None for k in ("finished", "total", "percent")]
+    finished, total, percent = (v if isinstance(v, int) else 0 for v in values)
+    return finished, total, percent
+
+
+def group_bar(group: dict[str, Any], size: int = 20, unicode: bool = True) -> str:
+    """The group's one progress bar: finished members of the expected ones, e.g. `[#######.....] 7/12`."""
+    finished, total, percent = _group_progress(group)
+    return f"{progress_bar(percent if total else None, size, unicode)} {finished}/{total}"
+
+
+def group_counts(group: dict[str, Any]) -> str:
+    """`6 succeeded, 1 failed, 2 running`: the non-zero counts, in the order a person reads an outcome."""
+    counts = (group.get("status") or {}).get("counts") or {}
+    parts = [f"{counts[k]} {k}" for k in GROUP_COUNTS if isinstance(counts.get(k), int) and counts[k]]
+    return ", ".join(parts) if parts else "no members yet"
+
+
+def group_callback(group: dict[str, Any]) -> str:
+    """The callback Task and its phase once created, else when it will run; `-` without one."""
+    spec, status = group.get("spec") or {}, group.get("status") or {}
+    callback = spec.get("callback")
+    if not isinstance(callback, dict):
+        return "-"
+    if status.get("callbackTask"):
+        return f"{status['callbackTask']} ({status.get('callbackPhase') or 'Pending'})"
+    return "when all Succeeded" if callback.get("when", "Succeeded") == "Succeeded" else "when all Finished"
+
+
+GROUP_HEADERS = ("NAME", "PROGRESS", "SUCCEEDED", "FAILED", "RUNNING", "WAITING", "PHASE", "CALLBACK", "AGE")
+
+
+def _counted(group: dict[str, Any], *keys: str) -> int:
+    counts = (group.get("status") or {}).get("counts") or {}
+    return sum(counts[k] for k in keys if isinstance(counts.get(k), int))
+
+
+def group_table(groups: Sequence[dict[str, Any]], unicode: bool = True, color: bool = False, now: datetime | None = None) -> str:
+    """FAILED includes the cancelled members (neither succeeded), WAITING the pending and queued ones."""
+    rows = []
+    for group in groups:
+        rows.append([group.get("name", ""), group_bar(group, 12, unicode), _counted(group, "succeeded"), _counted(group, "failed", "cancelled"),
+                     _counted(group, "running"), _counted(group, "pending", "queued"), str(group.get("phase") or "Pending"),
+                     group_callback(group), age(group.get("creationTimestamp"), now)])
+    return table(GROUP_HEADERS, rows, {6: color_phase(color)})
+
+
+def describe_group(group: dict[str, Any], unicode: bool = True, color: bool = False, now: datetime | None = None) -> str:
+    spec, status = group.get("spec") or {}, group.get("status") or {}
+    phase = str(group.get("phase") or "Pending")
+    finished, total, percent = _group_progress(group)
+    why = group.get("message") or group.get("reason")
+    counts = status.get("counts") or {}
+    exist = counts.get("total", 0) if isinstance(counts.get("total"), int) else 0
+    rows: list[tuple[str, str]] = [
+        ("Name", str(group.get("name", ""))), ("Namespace", str(group.get("namespace", ""))),
+        ("Phase", paint(phase, phase, color) + (f"   ({why})" if why else "")),
+        ("Progress", f"{group_bar(group, 24, unicode)}  {percent}%"),
+        ("Members", group_counts(group) + (f"   ({exist} of {spec['size']} exist)" if isinstance(spec.get("size"), int) and exist < spec["size"] else "")),
+        ("Selector", str(group.get("memberSelector") or "")),
+    ]
+    callback = spec.get("callback")
+    if isinstance(callback, dict):
+        template = (callback.get("taskTemplate") or {}).get("spec") or {}
+        text = f"type {template.get('type', '')}, when all {callback.get('when', 'Succeeded')}"
+        if status.get("callbackTask"):
+            text += f": task {status['callbackTask']} {status.get('callbackPhase') or 'Pending'}"
+        rows.append(("Callback", text))
+    if group.get("submittedBy"):
+        rows.append(("Created by", str(group["submittedBy"])))
+    for label, key, holder in (("Created", "creationTimestamp", group), ("Completed", "completionTime", status)):
+        if holder.get(key):
+            rows.append((label, f"{holder[key]} ({age(holder[key], now)} ago)"))
+    lines = [f"{label + ':':<12}{value}" for label, value in rows]
+    conditions = status.get("conditions") or []
+    if conditions:
+        lines.append("Conditions:")
+        cond_rows = [[c.get("type", ""), c.get("status", ""), c.get("reason", ""), age(c.get("lastTransitionTime"), now),
+                      c.get("message", "")] for c in conditions]
+        lines.extend("  " + line for line in table(("TYPE", "STATUS", "REASON", "AGE", "MESSAGE"), cond_rows).splitlines())
+    return "\n".join(lines)
+
+
+def group_watch_line(group: dict[str, Any], unicode: bool = True, color: bool = False, columns: int | None = None) -> str:
+    """One status line: `resize-all  ████████░░░░ 7/12  Running  6 succeeded, 1 failed, 2 running`."""
+    phase = str(group.get("phase") or "Pending")
+    head = f"{group.get('name', '')}  {group_bar(group, 24, unicode)}  "
+    tail = f"  {group_counts(group)}"
+    callback = group_callback(group)
+    if (group.get("status") or {}).get("callbackTask"):
+        tail += f"; callback {callback}"
+    if columns and width(head + phase + tail) > columns - 1:  # never wrap: \r could not go back to the start
+        keep = max(0, columns - 2 - width(head + phase))
+        tail = tail[:keep - 1] + "…" if keep > 1 and len(tail) > keep else tail[:keep]
+    return head + paint(phase, phase, color) + tail
+
+
+def group_outcome(group: dict[str, Any]) -> str:
+    """The final line of `groups watch`."""
+    phase = str(group.get("phase") or "Pending")
+    text = f"TaskGroup {group.get('name', '')} {phase}"
+    if group.get("reason") and group.get("reason") != phase:
+        text += f" ({group['reason']})"
+    if group.get("message"):
+        text += f": {group['message']}"
+    return text + f" [{group_counts(group)}]"
 
 
 def dump(value: Any, fmt: str) -> str:

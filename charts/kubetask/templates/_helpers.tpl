@@ -134,10 +134,33 @@ meta.helm.sh/release-namespace: {{ .Release.Namespace }}
 - apiGroups: [kubetask.io]
   resources: [taskschedules/status]
   verbs: [get, patch]
+- apiGroups: [kubetask.io]
+  resources: [taskgroups]
+  verbs: [get, list, watch]
+- apiGroups: [kubetask.io]
+  resources: [taskgroups/status]
+  verbs: [get, patch]
+# TaskWebhooks: read; their status says whether the Secret holds the key (Ready) and who names them.
+- apiGroups: [kubetask.io]
+  resources: [taskwebhooks]
+  verbs: [get, list, watch]
+- apiGroups: [kubetask.io]
+  resources: [taskwebhooks/status]
+  verbs: [get, patch]
+# A TaskWebhook's signing key: the one Secret it names, read by name. Never list or watch: that
+# would hand the operator every Secret of the namespace.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
 # One Job per Task run (deterministic name); deleted on cancel.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, delete]
+# A fan-out's items (spec.items): one ConfigMap per run, created before its Job and mounted by its
+# pods; never read back (a 409 means an earlier attempt created it), deleted with the Task (owner).
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [create]
 # Handler pods are listed, never watched: a finished Job's pods once (result, exit code), and
 # Pending pods while a Job has no ready pod (scheduling problems).
 - apiGroups: [""]
@@ -173,6 +196,10 @@ meta.helm.sh/release-namespace: {{ .Release.Namespace }}
 - apiGroups: [kubetask.io]
   resources: [taskschedules]
   verbs: [get, list, create, patch]
+# A submission naming spec.webhook: the TaskWebhook's Ready condition, read by name. Never Secrets.
+- apiGroups: [kubetask.io]
+  resources: [taskwebhooks]
+  verbs: [get]
 # A Task's pods and their logs.
 - apiGroups: [""]
   resources: [pods]

@@ -23,7 +23,10 @@ def echo(params: dict[str, Any], ctx: Context) -> dict[str, Any]:
     params = dict(params)
     if params.pop("upper", False):
         params = upper(params)
-    return {"echo": params, "task": ctx.name, "run": ctx.run}
+    result: dict[str, Any] = {"echo": params, "task": ctx.name, "run": ctx.run}
+    if ctx.index is not None:  # one item of a fan-out Task (spec.items)
+        result["index"] = ctx.index
+    return result
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from kubetask_sdk.errors import (
 )
 from kubetask_sdk.registry import registered, task
 from kubetask_sdk.result import MAX_RESULT_BYTES
-from kubetask_sdk.runner import load_parameters, main, run
+from kubetask_sdk.runner import load_item, load_parameters, main, run
 
 __version__ = "0.1.0"
 
@@ -41,6 +41,7 @@ __all__ = [
     "NonRetryableError",
     "ResultTooLargeError",
     "UnknownTaskTypeError",
+    "load_item",
     "load_parameters",
     "main",
     "on_shutdown",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 from kubetask_sdk.progress import ProgressReporter
 
@@ -26,11 +26,16 @@ def shutdown_hooks() -> list[Hook]:
 class Context:
     """What a handler knows about its run. `cancelled` is set on SIGTERM; long loops should check it."""
 
-    def __init__(self, name: str, namespace: str, task_type: str, run: int, reporter: ProgressReporter) -> None:
+    def __init__(self, name: str, namespace: str, task_type: str, run: int, reporter: ProgressReporter,
+                 index: int | None = None, item: dict[str, Any] | None = None) -> None:
         self.name = name
         self.namespace = namespace
         self.task_type = task_type
         self.run = run
+        #: A fan-out Task (spec.items): this pod's item (already merged over the parameters the
+        #: handler gets) and its index in spec.items. Both None for a Task without items.
+        self.index = index
+        self.item = item
         #: Set when SIGTERM arrives. `ctx.cancelled.wait(seconds)` is a sleep that wakes up on cancel.
         self.cancelled = threading.Event()
         self._reporter = reporter
@@ -44,4 +49,5 @@ class Context:
         return on_shutdown(fn)
 
     def __repr__(self) -> str:
-        return f"Context(task={self.namespace}/{self.name}, type={self.task_type}, run={self.run})"
+        item = f", index={self.index}" if self.index is not None else ""
+        return f"Context(task={self.namespace}/{self.name}, type={self.task_type}, run={self.run}{item})"

@@ -67,6 +67,33 @@ def load_parameters(env: Mapping[str, str]) -> dict[str, Any]:
     return value
 
 
+def load_item(env: Mapping[str, str]) -> tuple[int | None, dict[str, Any] | None]:
+    """A fan-out pod's (index, item): items[JOB_COMPLETION_INDEX] of the list in
+    KUBETASK_ITEMS_FILE (the Job controller sets JOB_COMPLETION_INDEX). (None, None) for a Task
+    without items. A missing or unreadable list, or an index outside it, raises
+    InvalidParametersError: the pod cannot know what to work on."""
+    path = env.get("KUBETASK_ITEMS_FILE")
+    if not path:
+        return None, None
+    raw_index = env.get("JOB_COMPLETION_INDEX", "")
+    if not raw_index.isdigit():
+        raise InvalidParametersError(f"KUBETASK_ITEMS_FILE is set but JOB_COMPLETION_INDEX is {raw_index!r}, not an index")
+    index = int(raw_index)
+    try:
+        with open(path, encoding="utf-8") as f:
+            items = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InvalidParametersError(f"cannot read the items file {path}: {e}") from e
+    if not isinstance(items, list):
+        raise InvalidParametersError(f"the items in {path} must be a JSON list, not {type(items).__name__}")
+    if index >= len(items):
+        raise InvalidParametersError(f"JOB_COMPLETION_INDEX {index} is outside the {len(items)} items in {path}")
+    item = items[index]
+    if not isinstance(item, dict):
+        raise InvalidParametersError(f"item {index} in {path} must be a JSON object, not {type(item).__name__}")
+    return index, item
+
+
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
     try:
         return float(env.get(key, default))
@@ -144,9 +171,13 @@ class _Runner:
             name, handler = resolve(self.ctx.task_type or None)
             self.ctx.task_type = self.ctx.task_type or name
             params = load_parameters(self.env)
+            self.ctx.index, self.ctx.item = load_item(self.env)
+            if self.ctx.item is not None:
+                params = {**params, **self.ctx.item}  # the item's keys win over the shared parameters
             if self.terminated:  # SIGTERM before the handler started: do not start it
                 return self._outcome(EXIT_TERMINATED, b"")
-            log(f"running {name} for task {self.ctx.namespace or '-'}/{self.ctx.name or '-'} (run {self.ctx.run})")
+            item = f", item {self.ctx.index}" if self.ctx.index is not None else ""
+            log(f"running {name} for task {self.ctx.namespace or '-'}/{self.ctx.name or '-'} (run {self.ctx.run}{item})")
             data = encode_result(handler(params, self.ctx))
         except NonRetryableError as e:
             log(f"{type(e).__name__}: {e}")

@@ -58,3 +58,13 @@ class OperatorSettings(BaseSettings):
         10.0, gt=0, description="Pace of retention's writes (Task deletes, and the Retained status notes of GitOps-managed "
         "Tasks): a backlog of expired Tasks, e.g. right after an upgrade, is deleted in batches at this rate instead of "
         "flooding the API server.")
+    webhook_workers: int = Field(
+        8, ge=1, description="Webhook deliveries sent at once. Deliveries have their own queue, workers, HTTP client and API "
+        "connection, so a slow receiver never holds up reconciliation.")
+    webhook_retry_base_seconds: float = Field(
+        10.0, gt=0, description="Wait after a webhook delivery's first failed attempt; it doubles per attempt (with jitter) "
+        "up to webhook_retry_max_seconds, until the TaskWebhook's maxAttempts are used up.")
+    webhook_retry_max_seconds: float = Field(3600.0, gt=0, description="The longest wait between two attempts of one webhook delivery.")
+    webhook_secret_check_seconds: float = Field(
+        60.0, gt=0, description="Seconds between checks of each TaskWebhook's Secret (its Ready condition). Secrets are read "
+        "by name (get), never listed or watched, so a Secret created later is noticed within this interval.")

@@ -22,24 +22,29 @@ from typing import Any, Protocol, cast
 import httpx
 import kopf
 
-from kubetask.kube import ApiError, Kube, core_path, tasks_path
+from kubetask.kube import JSON_PATCH, ApiError, Kube, core_path, tasks_path
 from kubetask.operator import metrics
 from kubetask.operator.admission import Candidate, QueueState, RateWindow, admission_order, admit
 from kubetask.operator.config import OperatorSettings
-from kubetask.operator.decide import (TERMINAL, Decision, Need, Refusal, TaskFacts, accepted_before, base_status,
+from kubetask.operator.decide import (TERMINAL, Decision, Need, Refusal, TaskFacts, Upstream, accepted_before, base_status,
+                                     dependencies_met,
                                       classify_refusal, current_run, decide, desired_status, invalid_verdict,
                                       moves_backwards, refused_verdict, settled)
-from kubetask.operator.jobs import build_job
+from kubetask.operator.jobs import build_job, items_configmap
 from kubetask.operator.memory import Memory, Reservation
 from kubetask.operator.naming import MANAGED_BY, MANAGED_BY_VALUE
+from kubetask.operator.group import Member
 from kubetask.operator.records import FinishedTask, ScheduledTask
-from kubetask.operator.resolve import effective_queue, resolve
+from kubetask.resources.dependencies import dependency_cycle
+from kubetask.operator.resolve import effective_queue, pods_at_once, resolve
 from kubetask.operator.status import JobSummary, PodSummary, Verdict, status_changed, summarize_pod
 from kubetask.resources.models import Phase, parse_duration
 
 log = logging.getLogger("kubetask.operator")
 NOT_WAITING = TERMINAL | {Phase.RUNNING.value}
-PARAMETERS_OMITTED = "_parametersOmitted"  # set on index bodies whose (large) parameters were left out
+PARAMETERS_OMITTED = "_parametersOmitted"  # set on index bodies whose (large) parameters or items were left out
+ITEM_COUNT = "_itemCount"  # on index bodies whose items were left out: how many there are (admission's GPU count)
+POD_PAGE = 500  # pods per LIST page when a finished Job's pods are read
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set by the Job controller on its pods
 CONFLICT_RETRIES = 3  # re-decisions on fresh data after a 409, before the work queue's backoff takes over
 RATE_WAKE_MARGIN = 0.2  # a rate-limited queue comes back this long after its next start is allowed
@@ -63,7 +68,21 @@ class ScheduleKey:
     name: str
 
 
-Key = TaskKey | QueueKey | ScheduleKey
+@dataclass(frozen=True)
+class DependentsKey:
+    """An upstream Task Succeeded: revive the Tasks that failed because of it."""
+
+    namespace: str
+    upstream: str
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    namespace: str
+    name: str
+
+
+Key = TaskKey | QueueKey | ScheduleKey | DependentsKey | GroupKey
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,7 @@ class QueueSpec:
     status: dict[str, Any]
     retention_seconds: int | None = None  # spec.retentionSeconds: the default retention of its finished Tasks
     rate_limit: RateWindow | None = None  # spec.rateLimit
+    webhook: str | None = None  # spec.webhook: the TaskWebhook of its Tasks that name none (nor their TaskType)
 
 
 def rate_window(spec: dict[str, Any] | None) -> RateWindow | None:
@@ -103,13 +123,25 @@ class Views:
     queue_jobs: Callable[[str, str], Iterable[JobSummary]] = lambda ns, q: ()  # (namespace, queue) → every Job, finished too
     finished_tasks: Callable[[], Iterable[FinishedTask]] = lambda: ()  # every finished Task (retention)
     queue_starts: Callable[[str, str], Iterable[FinishedTask]] = lambda ns, q: ()  # (namespace, queue) → finished Tasks that started
+    task_named: Callable[[str, str], dict[str, Any] | None] = lambda ns, name: None  # (namespace, name) → unfinished Task body
+    finished_named: Callable[[str, str], FinishedTask | None] = lambda ns, name: None  # (namespace, name) → finished Task
+    dependents: Callable[[str, str], Iterable[dict[str, Any]]] = lambda ns, name: ()  # (namespace, upstream) → unfinished Tasks after it
+    finished_dependents: Callable[[str, str], Iterable[FinishedTask]] = lambda ns, name: ()  # (namespace, upstream) → finished ones
     schedule: Callable[[str, str], dict[str, Any] | None] = lambda ns, name: None  # (namespace, name) → TaskSchedule body
+    group: Callable[[str, str], dict[str, Any] | None] = lambda ns, name: None  # (namespace, name) → TaskGroup body
+    group_members: Callable[[str, str], Iterable[Member]] = lambda ns, name: ()  # (namespace, group) → its members
+    group_callback: Callable[[str, str], Member | None] = lambda ns, name: None  # (namespace, group) → its callback Task
+    all_groups: Callable[[], Iterable[tuple[str, str]]] = lambda: ()  # every TaskGroup (namespace, name)
     schedule_tasks: Callable[[str, str], Iterable[ScheduledTask]] = lambda ns, name: ()  # (namespace, schedule) → its Tasks
     all_schedules: Callable[[], Iterable[tuple[str, str]]] = lambda: ()  # every TaskSchedule (namespace, name)
 
 
 class ScheduleReconciler(Protocol):
     async def reconcile(self, key: ScheduleKey, views: Views) -> None: ...
+
+
+class GroupReconciler(Protocol):
+    async def reconcile(self, key: GroupKey, views: Views) -> None: ...
 
 
 class JobCreatesRefused(Exception):
@@ -168,12 +200,19 @@ class Controller:
         # refused): the per-Task lock keeps those two from interleaving.
         self._task_locks = KeyedLocks()
         self.schedules: ScheduleReconciler | None = None  # the TaskSchedule side (schedule_controller.py)
+        self.groups: GroupReconciler | None = None  # the TaskGroup side (group_controller.py)
+        self._dead_letter_counts: tuple[float, dict[tuple[str, str], int]] | None = None  # see _dead_letters
 
     async def process(self, key: Key, views: Views) -> None:
         if isinstance(key, TaskKey):
             await self.reconcile_task(key.uid, views)
         elif isinstance(key, QueueKey):
             await self.admit_queue(key.namespace, key.name, views)
+        elif isinstance(key, DependentsKey):
+            await self.revive_dependents(key.namespace, key.upstream, views)
+        elif isinstance(key, GroupKey):
+            if self.groups is not None:
+                await self.groups.reconcile(key, views)
         elif self.schedules is not None:
             await self.schedules.reconcile(key, views)
 
@@ -242,10 +281,62 @@ class Controller:
         if not validated and tasktype is not None and full and not task.get(PARAMETERS_OMITTED):
             _, found = resolve(spec, tasktype, self.settings.default_queue)
             problems = tuple(found)
+        upstreams: tuple[Upstream, ...] = ()
+        cycle: tuple[str, ...] = ()
+        if spec.get("after"):
+            upstreams = tuple(self._upstream(namespace, name, views) for name in spec["after"])
+            cycle = dependency_cycle(meta["name"], lambda name: self._after_of(namespace, name, views))
         facts = TaskFacts(spec=spec, status=status, generation=generation, tasktype=tasktype, job=job, pods=pods,
                           validated=validated, problems=problems, reserved=self.memory.is_reserved(uid, run),
-                          job_gone=job_gone, pods_fetched=fetched_pods is not None)
+                          job_gone=job_gone, pods_fetched=fetched_pods is not None, upstreams=upstreams, cycle=cycle)
         return facts, queue
+
+    # ---------------------------------------------------------------------------------------
+    # Dependencies (spec.after): index lookups only, never an API call per Task
+    # ---------------------------------------------------------------------------------------
+    def _upstream(self, namespace: str, name: str, views: Views) -> Upstream:
+        body = views.task_named(namespace, name)
+        if body is not None:
+            status = self.memory.freshest_status(body)
+            return Upstream(name, str(status.get("phase") or Phase.PENDING.value), settled(body["spec"], status), _ready_reason(status) or "")
+        record = views.finished_named(namespace, name)
+        if record is not None:
+            return Upstream(name, record.phase, True, record.reason)
+        return Upstream(name, None)
+
+    def _after_of(self, namespace: str, name: str, views: Views) -> tuple[str, ...]:
+        body = views.task_named(namespace, name)
+        if body is not None:
+            return tuple(body["spec"].get("after") or ())
+        record = views.finished_named(namespace, name)
+        return record.after if record is not None else ()
+
+    def _dependencies_met(self, namespace: str, spec: dict[str, Any], views: Views) -> bool:
+        return dependencies_met(spec, tuple(self._upstream(namespace, name, views) for name in spec["after"]))
+
+    async def revive_dependents(self, namespace: str, upstream: str, views: Views) -> None:
+        """An upstream Task Succeeded (a rerun after it failed): the Tasks that failed because of
+        it (DependencyFailed) get a new run, once none of their upstreams stands failed. The
+        operator's only spec write besides a schedule's Replace cancel: rerun + 1, cancel off,
+        conditional on the run it saw (the API server's CEL allows +1 only)."""
+        for record in list(views.finished_dependents(namespace, upstream)):
+            if record.phase != Phase.FAILED.value or record.reason != "DependencyFailed":
+                continue
+            upstreams = tuple(self._upstream(namespace, name, views) for name in record.after)
+            if any(u.settled and u.phase != Phase.SUCCEEDED.value for u in upstreams):
+                continue  # another upstream still stands failed: a new run would fail at once
+            try:
+                await self.kube.patch(tasks_path(namespace, record.name),
+                                      [{"op": "test", "path": "/metadata/uid", "value": record.uid},
+                                       {"op": "test", "path": "/spec/rerun", "value": record.run},
+                                       {"op": "replace", "path": "/spec/rerun", "value": record.run + 1},
+                                       {"op": "add", "path": "/spec/cancel", "value": False}],
+                                      content_type=JSON_PATCH)
+                metrics.API_WRITES.labels("patch", "tasks").inc()
+                log.info("task %s/%s: re-run (run %d): %s, which it runs after, succeeded", namespace, record.name, record.run + 1, upstream)
+            except ApiError as error:
+                if error.status not in (404, 409, 422):  # gone, or rerun/changed by someone meanwhile
+                    raise
 
     async def _reconcile_locked(self, task: dict[str, Any], views: Views, *, full: bool) -> str | None:
         task = self.memory.freshest(task)
@@ -274,15 +365,26 @@ class Controller:
             decision = decide(facts, queue)
         if decision.need is Need.POD_FACTS and facts.job is not None:
             # The Job has finished: read its pods once for the result and the last exit code.
-            listed = await self.kube.get(core_path("pods", namespace),
-                                         labelSelector=f"{JOB_NAME_LABEL}={facts.job.name}")
-            pods = tuple(summarize_pod(p) for p in listed.get("items", []))
+            pods = await self._job_pods(namespace, facts.job.name)
             facts, queue = self._facts(task, views, full=full, fetched_pods=pods)
             decision = decide(facts, queue)
         if facts.problems == () and not facts.validated:
             self.memory.remember_valid(uid, meta.get("generation"))
         await self._execute(task, decision)
         return decision.admit
+
+    async def _job_pods(self, namespace: str, job_name: str) -> tuple[PodSummary, ...]:
+        """A Job's pods, summarized page by page: a fan-out's thousand pods are never all held
+        as full objects at once (one page, one request, for every other Job)."""
+        pods: list[PodSummary] = []
+        params: dict[str, Any] = {"labelSelector": f"{JOB_NAME_LABEL}={job_name}", "limit": POD_PAGE}
+        while True:
+            listed = await self.kube.get(core_path("pods", namespace), **params)
+            pods += [summarize_pod(p) for p in listed.get("items", [])]
+            token = (listed.get("metadata") or {}).get("continue")
+            if not token:
+                return tuple(pods)
+            params["continue"] = token
 
     async def _execute(self, task: dict[str, Any], decision: Decision) -> None:
         run = current_run(task["spec"])
@@ -456,12 +558,20 @@ class Controller:
         (finished Jobs too, until deleted), finished Tasks' status.startTime (their Job may be
         gone), and the Jobs this process is creating right now. One per (Task, run)."""
         starts: dict[tuple[str, int], float] = {}
+        # Recorded times have whole seconds: a start counts until the end of its second.
         for job in views.queue_jobs(namespace, queue_name):
-            # creationTimestamp has whole seconds: a start counts until the end of its second.
             starts[(job.task_uid, job.run)] = _epoch(job.created) + 1.0
-        for task in views.queue_starts(namespace, queue_name):
-            if task.started is not None:
-                starts.setdefault((task.uid, task.run), task.started + 1.0)
+        for job in self.memory.deleted_jobs_in(namespace, queue_name):
+            starts.setdefault((job.task_uid, job.run), _epoch(job.created) + 1.0)
+        for record in views.queue_starts(namespace, queue_name):
+            if record.started is not None:
+                starts.setdefault((record.uid, record.run), record.started + 1.0)
+        # A Task whose Job is already deleted (ttlSecondsAfterFinished: 0) while its Succeeded
+        # status has not reached the finished index yet: its startTime is still in its status.
+        for task in views.tasks(namespace):
+            status = self.memory.freshest_status(task)
+            if status.get("queue") == queue_name and status.get("startTime"):
+                starts.setdefault((task["metadata"]["uid"], int(status.get("run") or 0)), _epoch(status["startTime"]) + 1.0)
         for key, _ in self.memory.reserved_in(namespace, queue_name):
             starts.setdefault(key, moment)
         return list(starts.values())
@@ -508,6 +618,8 @@ class Controller:
                 continue
             if not self.memory.is_validated(uid, meta.get("generation")) and status.get("phase") != Phase.QUEUED.value:
                 continue  # not yet validated: its own reconcile validates it and asks for this queue
+            if spec.get("after") and not self._dependencies_met(namespace, spec, views):
+                continue  # its own reconcile says what it waits for (and enqueues the queue once met)
             task = self.memory.freshest(task)
             resources = spec.get("resources") or {}
             gpu = resources.get("gpu")
@@ -516,7 +628,9 @@ class Controller:
             priority = spec.get("priority")
             if priority is None:
                 priority = (tasktype.get("defaults") or {}).get("priority") or 0
-            waiting[uid] = (Candidate(uid, meta["name"], int(priority), meta.get("creationTimestamp", ""), int(gpu)), task)
+            # A fan-out asks for its GPUs once per pod it runs at once.
+            gpu = int(gpu) * pods_at_once(spec, tasktype, item_count(task))
+            waiting[uid] = (Candidate(uid, meta["name"], int(priority), meta.get("creationTimestamp", ""), gpu), task)
         return waiting
 
     async def _start(self, task: dict[str, Any], views: Views, queue_name: str) -> Start | tuple[Start, Refusal]:
@@ -555,6 +669,9 @@ class Controller:
                             pod_annotations=annotations)
             self.memory.remember_valid(uid, latest["metadata"].get("generation"))
             try:
+                if effective.items is not None:
+                    # A fan-out's items first: its pods mount them (a 409 is an earlier attempt's).
+                    await self._create_items(items_configmap(latest, effective, run))
                 await self.kube.create(core_path("jobs", namespace, group="batch"), job)
                 metrics.API_WRITES.labels("create", "jobs").inc()
             except ApiError as error:
@@ -571,6 +688,14 @@ class Controller:
         kopf.event(cast(kopf.Body, latest), type="Normal", reason="Started", message=f"admitted from queue {queue_name}; Job {job['metadata']['name']}")
         metrics.API_WRITES.labels("create", "events").inc()
         return Start.STARTED
+
+    async def _create_items(self, configmap: dict[str, Any]) -> None:
+        try:
+            await self.kube.create(core_path("configmaps", configmap["metadata"]["namespace"]), configmap)
+            metrics.API_WRITES.labels("create", "configmaps").inc()
+        except ApiError as error:
+            if error.status != 409:
+                raise
 
     async def _refused(self, task: dict[str, Any], base: dict[str, Any], queue_name: str,
                        refusal: Refusal) -> Start | tuple[Start, Refusal]:
@@ -614,6 +739,20 @@ class Controller:
     # ---------------------------------------------------------------------------------------
     # Queue status (batched)
     # ---------------------------------------------------------------------------------------
+    def _dead_letters(self, views: Views) -> dict[tuple[str, str], int]:
+        """Dead-lettered Tasks per (namespace, queue): Failed ones in the finished index, which holds
+        only Tasks whose current run is over (a re-run leaves it at once). publish_queue_status runs
+        for every queue each round: one pass, reused for half a round, keeps a round O(finished
+        Tasks) instead of O(queues x finished Tasks)."""
+        moment = asyncio.get_running_loop().time()
+        if self._dead_letter_counts is None or moment - self._dead_letter_counts[0] >= self.settings.queue_status_interval / 2:
+            counts: dict[tuple[str, str], int] = {}
+            for record in views.finished_tasks():
+                if record.phase == Phase.FAILED.value:
+                    counts[(record.namespace, record.queue)] = counts.get((record.namespace, record.queue), 0) + 1
+            self._dead_letter_counts = (moment, counts)
+        return self._dead_letter_counts[1]
+
     async def publish_queue_status(self, namespace: str, name: str, views: Views) -> None:
         queue = views.queue(namespace, name)
         if queue is None:
@@ -622,10 +761,12 @@ class Controller:
         pending = sum(1 for t in views.tasks(namespace)
                       if (t.get("status") or {}).get("phase") == Phase.QUEUED.value and (t.get("status") or {}).get("queue") == name)
         throttled, next_start = self.memory.throttled(namespace, name)
+        dead_letter = self._dead_letters(views).get((namespace, name), 0)
         desired = {"pending": pending, "running": len(running), "runningGpus": sum(j.gpu for j in running),
                    "throttled": throttled, "nextStartTime": _rfc3339(next_start) if next_start is not None else None,
-                   "observedGeneration": queue.generation}
+                   "deadLetter": dead_letter, "observedGeneration": queue.generation}
         metrics.QUEUE_THROTTLED.labels(namespace, name).set(throttled)
+        metrics.QUEUE_DEAD_LETTER.labels(namespace, name).set(dead_letter)
         metrics.QUEUE_PENDING.labels(namespace, name).set(pending)
         metrics.QUEUE_RUNNING.labels(namespace, name).set(len(running))
         if not status_changed(queue.status, desired):
@@ -652,6 +793,15 @@ def _epoch(timestamp: str) -> float:
         return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
+
+
+def item_count(task: dict[str, Any]) -> int | None:
+    """How many items a Task body fans out over (None: not a fan-out), also when the index left them out."""
+    items = task["spec"].get("items")
+    if items is not None:
+        return len(items)
+    count = task.get(ITEM_COUNT)
+    return int(count) if count is not None else None
 
 
 def plain(body: Any) -> dict[str, Any]:

@@ -27,12 +27,13 @@ How a Job becomes status, in order (`decide`):
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from kubetask.operator.fanout import observe_fanout
 from kubetask.operator.resolve import describe
+from kubetask.resources.dependencies import dependency_cycle
 from kubetask.operator.status import JobSummary, PodSummary, Verdict, observe_run, task_status
 from kubetask.resources.models import Phase
 from kubetask.resources.validation import Problem
@@ -149,7 +150,8 @@ def decide(facts: TaskFacts, queue: str) -> Decision:
     if job is not None:  # 3
         if (job.finished or job.failing) and not facts.pods_fetched:
             return Decision(need=Need.POD_FACTS)  # the outcome is known; its details are in the pods
-        return Decision(verdict=observe_run(job, list(facts.pods)), base=base, queue=job.queue or status_queue,
+        observe = observe_fanout if job.indexed else observe_run  # a fan-out (spec.items) is an Indexed Job
+        return Decision(verdict=observe(job, list(facts.pods)), base=base, queue=job.queue or status_queue,
                         release=True, admit=None if job.running else (job.queue or status_queue))
 
     if facts.reserved:  # 4
@@ -183,29 +185,6 @@ def decide(facts: TaskFacts, queue: str) -> Decision:
             return Decision(verdict=waiting, base=base, queue=queue)
 
     return Decision(admit=queue)  # 9: the queue writes Queued (or starts it at once: one write saved)
-
-
-def dependency_cycle(start: str, after_of: Callable[[str], tuple[str, ...]], limit: int = 1000) -> tuple[str, ...]:
-    """A path start → ... → start through spec.after, if there is one (names in order), else ().
-    Depth-first over what the indexes know; Tasks that do not exist yet end a path."""
-    path: list[str] = [start]
-    seen: set[str] = set()
-
-    def walk(name: str) -> bool:
-        for upstream in after_of(name):
-            if upstream == start:
-                path.append(start)
-                return True
-            if upstream in seen or len(seen) >= limit:
-                continue
-            seen.add(upstream)
-            path.append(upstream)
-            if walk(upstream):
-                return True
-            path.pop()
-        return False
-
-    return tuple(path) if walk(start) else ()
 
 
 def dependencies_met(spec: dict[str, Any], upstreams: tuple[Upstream, ...]) -> bool:

@@ -22,19 +22,22 @@ import kopf
 import httpx
 
 from kubetask.kube import ApiError, Connection, Kube
-from kubetask.operator import metrics, naming, retention
+from kubetask.operator import metrics, naming, retention, webhook_delivery
 from kubetask.operator.config import OperatorSettings
-from kubetask.operator.controller import (PARAMETERS_OMITTED, Controller, JobCreatesRefused, Key, QueueKey, QueueSpec, ScheduleKey, TaskKey,
+from kubetask.operator.controller import (ITEM_COUNT, PARAMETERS_OMITTED, Controller, DependentsKey, GroupKey, JobCreatesRefused, Key, QueueKey, QueueSpec, ScheduleKey, TaskKey,
                                           rate_window,
                                           Views, copy_value, plain)
 from kubetask.operator.decide import settled
+from kubetask.operator.group import LABEL_CALLBACK_OF, Member
+from kubetask.operator.group_controller import GroupController
 from kubetask.operator.schedule_controller import ScheduleController
 from kubetask.operator.records import FinishedTask, ScheduledTask, summarize_finished, summarize_scheduled
 from kubetask.operator.workqueue import WorkQueue, run_workers
 from kubetask.operator.status import JobSummary, summarize_job
 from kubetask.resources.models import GROUP, VERSION
+from kubetask.resources.grouping import LABEL_GROUP
 from kubetask.resources.scheduling import LABEL_SCHEDULE
-from kubetask.resources.validation import parameters_size
+from kubetask.resources.validation import parameters_size, serialized_size
 
 log = logging.getLogger("kubetask.operator")
 registry = kopf.OperatorRegistry()
@@ -43,6 +46,8 @@ TASKS = (GROUP, VERSION, "tasks")
 TASKTYPES = (GROUP, VERSION, "tasktypes")
 TASKQUEUES = (GROUP, VERSION, "taskqueues")
 TASKSCHEDULES = (GROUP, VERSION, "taskschedules")
+TASKGROUPS = (GROUP, VERSION, "taskgroups")
+TASKWEBHOOKS = (GROUP, VERSION, "taskwebhooks")
 INDEXED_PARAMETERS_BYTES = 1024
 
 
@@ -56,6 +61,7 @@ class State:
     settings = OperatorSettings()
     work: WorkQueue[Key] = WorkQueue()
     background: list[asyncio.Task[None]] = []
+    deliverer: webhook_delivery.Deliverer | None = None  # webhooks: their own queue, workers and clients
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,16 +81,24 @@ async def unfinished_tasks(body: kopf.Body, namespace: str | None, uid: str, **_
         return {}
     # Small parameters stay in memory (no re-fetch at admission); large ones are fetched then.
     small = parameters_size(copy_value(spec.get("parameters") or {})) <= INDEXED_PARAMETERS_BYTES
+    # A fan-out's items likewise (up to 128 KiB per Task): only their count stays.
+    items = spec.get("items")
+    small_items = items is None or serialized_size(copy_value(items)) <= INDEXED_PARAMETERS_BYTES
     slim = {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
         "metadata": {k: copy_value(body["metadata"].get(k)) for k in ("name", "namespace", "uid", "generation", "resourceVersion", "creationTimestamp", "annotations")},
-        "spec": {k: copy_value(v) for k, v in spec.items() if k != "parameters" or small},
+        "spec": {k: copy_value(v) for k, v in spec.items() if (k != "parameters" or small) and (k != "items" or small_items)},
         "status": {k: copy_value(v) for k, v in status.items() if k != "result"},
     }
-    if not small:
+    if not small or not small_items:
         slim[PARAMETERS_OMITTED] = True
-    return {namespace: slim, ("uid", uid): slim}
+    if not small_items:
+        slim[ITEM_COUNT] = len(items)
+    keys: dict[Any, dict[str, Any]] = {namespace: slim, ("uid", uid): slim, ("name", namespace, body["metadata"]["name"]): slim}
+    for upstream in spec.get("after") or ():  # who waits on whom: an upstream's events reach its dependents
+        keys[("after", namespace, upstream)] = slim
+    return keys
 
 
 @kopf.index(*TASKS, registry=registry)
@@ -102,9 +116,11 @@ async def finished_tasks(body: kopf.Body, **_: Any) -> dict[Any, FinishedTask]:
     record = summarize_finished(body)
     if record is None:
         return {}
-    keys: dict[Any, FinishedTask] = {"finished": record}
+    keys: dict[Any, FinishedTask] = {"finished": record, ("name", record.namespace, record.name): record}
     if record.started is not None:
         keys[("starts", record.namespace, record.queue)] = record
+    for upstream in record.after:
+        keys[("after", record.namespace, upstream)] = record
     return keys
 
 
@@ -113,6 +129,28 @@ async def schedule_tasks(body: kopf.Body, namespace: str | None, **_: Any) -> di
     """Every Task a TaskSchedule made, finished or not: its status, concurrency and history."""
     finished = settled(body.get("spec", {}), body.get("status") or {})
     return {(namespace, body["metadata"]["labels"][LABEL_SCHEDULE]): summarize_scheduled(body, finished)}
+
+
+@kopf.index(*TASKS, registry=registry)
+async def group_tasks(body: kopf.Body, namespace: str | None, **_: Any) -> dict[tuple[str, str | None, str], Member]:
+    """Members of TaskGroups (label kubetask.io/group) and groups' callbacks, as small records."""
+    labels = body["metadata"].get("labels") or {}
+    group, callback_of = labels.get(LABEL_GROUP), labels.get(LABEL_CALLBACK_OF)
+    if not group and not callback_of:
+        return {}
+    status = body.get("status") or {}
+    member = Member(body["metadata"]["name"], body["metadata"]["uid"], str(status.get("phase") or ""), settled(body.get("spec", {}), status))
+    keys: dict[tuple[str, str | None, str], Member] = {}
+    if group:
+        keys[("member", namespace, group)] = member
+    if callback_of:
+        keys[("callback", namespace, callback_of)] = member
+    return keys
+
+
+@kopf.index(*TASKGROUPS, registry=registry)
+async def taskgroups(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[tuple[str | None, str], dict[str, Any]]:
+    return {(namespace, name): plain(body)}
 
 
 @kopf.index(*TASKSCHEDULES, registry=registry)
@@ -141,7 +179,13 @@ async def taskqueues(body: kopf.Body, namespace: str | None, name: str, **_: Any
     return {(namespace, name): QueueSpec(
         max_running=int(spec.get("maxRunning", 10)), max_gpus=spec.get("maxGpus"), paused=bool(spec.get("paused", False)),
         generation=body["metadata"].get("generation"), status=plain(body).get("status") or {},
-        retention_seconds=spec.get("retentionSeconds"), rate_limit=rate_window(spec.get("rateLimit")))}
+        retention_seconds=spec.get("retentionSeconds"), rate_limit=rate_window(spec.get("rateLimit")),
+        webhook=spec.get("webhook"))}
+
+
+@kopf.index(*TASKWEBHOOKS, registry=registry)
+async def taskwebhooks(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[tuple[str | None, str], dict[str, Any]]:
+    return {(namespace, name): plain(body)}
 
 
 def _values(index: kopf.Index[Any, Any], key: Any) -> list[Any]:
@@ -157,6 +201,7 @@ def views_from(kwargs: dict[str, Any]) -> Views:
     tasks_idx, jobs_idx = kwargs["unfinished_tasks"], kwargs["kubetask_jobs"]
     types_idx, queues_idx = kwargs["tasktypes"], kwargs["taskqueues"]
     finished_idx, schedules_idx, schedule_tasks_idx = kwargs["finished_tasks"], kwargs["taskschedules"], kwargs["schedule_tasks"]
+    groups_idx, group_tasks_idx = kwargs["taskgroups"], kwargs["group_tasks"]
     views = Views(
         tasks=lambda ns: _values(tasks_idx, ns),
         task_by_uid=lambda uid: _one(tasks_idx, ("uid", uid)),
@@ -170,6 +215,14 @@ def views_from(kwargs: dict[str, Any]) -> Views:
         all_queues=lambda: list(queues_idx),
         finished_tasks=lambda: _values(finished_idx, "finished"),
         queue_starts=lambda ns, q: _values(finished_idx, ("starts", ns, q)),
+        task_named=lambda ns, name: _one(tasks_idx, ("name", ns, name)),
+        finished_named=lambda ns, name: _one(finished_idx, ("name", ns, name)),
+        dependents=lambda ns, name: _values(tasks_idx, ("after", ns, name)),
+        finished_dependents=lambda ns, name: _values(finished_idx, ("after", ns, name)),
+        group=lambda ns, name: _one(groups_idx, (ns, name)),
+        group_members=lambda ns, name: _values(group_tasks_idx, ("member", ns, name)),
+        group_callback=lambda ns, name: _one(group_tasks_idx, ("callback", ns, name)),
+        all_groups=lambda: list(groups_idx),
         schedule=lambda ns, name: _one(schedules_idx, (ns, name)),
         schedule_tasks=lambda ns, name: _values(schedule_tasks_idx, (ns, name)),
         all_schedules=lambda: list(schedules_idx),
@@ -181,7 +234,26 @@ def views_from(kwargs: dict[str, Any]) -> Views:
         # kopf.event() needs the event-posting queue that Kopf puts only into handlers' context.
         State.background += [asyncio.create_task(coroutine) for coroutine in (_run_workers(views), _resync(views), _check_pending_pods(views),
                                                                                   _sweep_retention(views))]
+        # Webhooks get their own API connection (its own in-flight limit) and HTTP client.
+        State.deliverer = webhook_delivery.Deliverer(Kube(Connection.load(), max_in_flight=4), State.settings, views,
+                                                     _webhook_views(kwargs, views))
+        State.background.append(asyncio.create_task(State.deliverer.run()))
     return views
+
+
+def _webhook_views(kwargs: dict[str, Any], views: Views) -> webhook_delivery.WebhookViews:
+    hooks_idx, types_idx = kwargs["taskwebhooks"], kwargs["tasktypes"]
+
+    def queues_in(namespace: str) -> list[tuple[str, str | None]]:
+        found = [(name, views.queue(ns, name)) for ns, name in list(views.all_queues()) if ns == namespace]
+        return [(name, queue.webhook) for name, queue in found if queue is not None]
+
+    return webhook_delivery.WebhookViews(
+        webhook=lambda ns, name: _one(hooks_idx, (ns, name)),
+        all_webhooks=lambda: list(hooks_idx),
+        tasktypes_in=lambda ns: [(key[1], spec) for key in list(types_idx) if key[0] == ns for spec in types_idx[key]],
+        queues_in=queues_in,
+    )
 
 
 def controller() -> Controller:
@@ -207,6 +279,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     State.work = WorkQueue(base_delay=State.settings.retry_base_delay, max_delay=State.settings.retry_max_delay)
     State.controller = Controller(Kube(Connection.load()), State.settings, enqueue=_enqueue, enqueue_after=State.work.add_after)
     State.controller.schedules = ScheduleController(State.controller.kube, enqueue_after=State.work.add_after)
+    State.controller.groups = GroupController(State.controller.kube)
     State.background.append(asyncio.create_task(_publish_queue_status()))  # workers: see views_from
 
 
@@ -244,6 +317,8 @@ async def cleanup(**_: Any) -> None:
         task.cancel()
     if State.controller is not None:
         await State.controller.kube.close()
+    if State.deliverer is not None:
+        await State.deliverer.close()
 
 
 async def _publish_queue_status() -> None:
@@ -290,16 +365,36 @@ async def task_event(event: kopf.RawEvent, body: kopf.Body, uid: str, namespace:
     schedule = (body["metadata"].get("labels") or {}).get(LABEL_SCHEDULE)
     if schedule and namespace:
         _enqueue(ScheduleKey(namespace, schedule))  # its active list, last success and history
+    if namespace:
+        _nudge_dependents(event, body, namespace, views)
+        labels = body["metadata"].get("labels") or {}
+        for group in {labels.get(LABEL_GROUP), labels.get(LABEL_CALLBACK_OF)} - {None}:
+            _enqueue(GroupKey(namespace, str(group)))  # its counts, and the callback once complete
     if event.get("type") == "DELETED":
         memory.forget_task(uid)  # its reservations too: the Job goes with it (ownerReference)
         State.work.drop(TaskKey(uid))
         return
+    if State.deliverer is not None:
+        State.deliverer.on_task(body)  # webhooks due for it (finished Tasks too): only enqueues keys
     if _settled(body, views):
         return
     # The latest full body, for the worker (the key is all the queue holds). Kopf's body is a
     # read-only view; the worker copies it once per reconcile, not once per event.
     memory.put_body(body)
     _enqueue(TaskKey(uid))
+
+
+def _nudge_dependents(event: kopf.RawEvent, body: kopf.Body, namespace: str, views: Views) -> None:
+    """Tasks that run after this one look again when it appears, goes or finishes (index lookups;
+    nothing when no Task names it)."""
+    name = body["metadata"]["name"]
+    finished = settled(body.get("spec", {}), body.get("status") or {})
+    if event.get("type") not in ("ADDED", "DELETED") and not finished:
+        return
+    for dependent in views.dependents(namespace, name):
+        _enqueue(TaskKey(dependent["metadata"]["uid"]))
+    if finished and (body.get("status") or {}).get("phase") == "Succeeded" and views.finished_dependents(namespace, name):
+        _enqueue(DependentsKey(namespace, name))  # those that failed because of it run again
 
 
 def _settled(body: kopf.Body, views: Views) -> bool:
@@ -337,6 +432,8 @@ async def queue_event(namespace: str | None, name: str, **kwargs: Any) -> None:
     views_from(kwargs)
     metrics.EVENTS.labels("taskqueue").inc()
     _enqueue(QueueKey(namespace, name))
+    if State.deliverer is not None:
+        State.deliverer.sources_changed(namespace)  # its webhook may have changed
 
 
 @kopf.on.event(*TASKSCHEDULES, registry=registry)
@@ -353,6 +450,18 @@ async def schedule_event(event: kopf.RawEvent, namespace: str | None, name: str,
     _enqueue(ScheduleKey(namespace, name))
 
 
+@kopf.on.event(*TASKGROUPS, registry=registry)
+async def group_event(event: kopf.RawEvent, namespace: str | None, name: str, **kwargs: Any) -> None:
+    if namespace is None:  # unreachable: kubetask resources are namespaced
+        return
+    views_from(kwargs)
+    metrics.EVENTS.labels("taskgroup").inc()
+    if event.get("type") == "DELETED":
+        State.work.drop(GroupKey(namespace, name))
+        return
+    _enqueue(GroupKey(namespace, name))
+
+
 @kopf.on.event(*TASKTYPES, registry=registry)
 async def tasktype_event(namespace: str | None, name: str, **kwargs: Any) -> None:
     """A TaskType appeared, changed or went: its Tasks are looked at again."""
@@ -363,6 +472,25 @@ async def tasktype_event(namespace: str | None, name: str, **kwargs: Any) -> Non
     for task in list(views.tasks(namespace)):
         if task["spec"].get("type") == name:
             _enqueue(TaskKey(task["metadata"]["uid"]))
+    if State.deliverer is not None:
+        State.deliverer.sources_changed(namespace)  # its defaults.webhook may have changed
+
+
+@kopf.on.event(*TASKWEBHOOKS, registry=registry)
+async def webhook_event(event: kopf.RawEvent, namespace: str | None, name: str, **kwargs: Any) -> None:
+    """A TaskWebhook appeared or changed (its Ready condition too): its status is checked, and the
+    deliveries waiting for it are looked at again."""
+    if namespace is None:  # unreachable: kubetask resources are namespaced
+        return
+    views_from(kwargs)
+    metrics.EVENTS.labels("taskwebhook").inc()
+    deliverer = State.deliverer
+    if deliverer is None:
+        return
+    if event.get("type") == "DELETED":
+        deliverer.work.drop(webhook_delivery.WebhookKey(namespace, name))
+        return
+    deliverer.webhook_changed(namespace, name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,7 +503,7 @@ async def _run_workers(views: Views) -> None:
         await controller().process(key, views)
 
     def on_error(key: Key, error: BaseException) -> float:
-        kind = "task" if isinstance(key, TaskKey) else "queue" if isinstance(key, QueueKey) else "schedule"
+        kind = {TaskKey: "task", QueueKey: "queue", ScheduleKey: "schedule", DependentsKey: "dependents", GroupKey: "group"}[type(key)]
         metrics.RECONCILE_ERRORS.labels(kind).inc()
         at_least = 0.0
         if isinstance(error, JobCreatesRefused):
@@ -403,6 +531,8 @@ async def _resync(views: Views) -> None:
             _enqueue(QueueKey(namespace, name))
         for namespace, name in list(views.all_schedules()):
             _enqueue(ScheduleKey(namespace, name))
+        for namespace, name in list(views.all_groups()):
+            _enqueue(GroupKey(namespace, name))
 
 
 # ---------------------------------------------------------------------------------------------

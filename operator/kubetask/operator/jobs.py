@@ -11,6 +11,11 @@ from kubetask.resources.models import API_VERSION
 
 PARAMETERS_DIR = "/etc/kubetask"
 PARAMETERS_FILE = f"{PARAMETERS_DIR}/parameters.json"
+# A fan-out's items: one ConfigMap per run, mounted by every pod of the Indexed Job, which picks
+# items[JOB_COMPLETION_INDEX]. Not a pod annotation like the parameters: each pod would carry every
+# item, N pods × all items in etcd and in the pod LIST read at the end.
+ITEMS_KEY = "items.json"
+ITEMS_FILE = f"{PARAMETERS_DIR}/{ITEMS_KEY}"
 CONTAINER_NAME = "handler"
 HANDLER_UID = 65532  # the distroless "nonroot" user; images should use the same numeric USER
 
@@ -43,6 +48,11 @@ def build_job(task: dict[str, Any], spec: EffectiveSpec, run: int, *, grace_seco
         {"name": "KUBETASK_PARAMETERS", "value": parameters_json},
         {"name": "KUBETASK_PARAMETERS_FILE", "value": PARAMETERS_FILE},
     ]
+    fanout = spec.items is not None
+    if fanout:
+        # JOB_COMPLETION_INDEX, the pod's item, is set by the Job controller itself.
+        env += [{"name": "KUBETASK_ITEMS_FILE", "value": ITEMS_FILE},
+                {"name": "KUBETASK_ITEM_COUNT", "value": str(len(spec.items or ()))}]
 
     limits: dict[str, str] = {}
     if spec.cpu:
@@ -82,13 +92,8 @@ def build_job(task: dict[str, Any], spec: EffectiveSpec, run: int, *, grace_seco
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
-        "volumes": [
-            {"name": "parameters", "downwardAPI": {"items": [{
-                "path": "parameters.json",
-                "fieldRef": {"fieldPath": f"metadata.annotations['{naming.ANNOTATION_PARAMETERS}']"},
-            }]}},
-            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
-        ],
+        "volumes": [_parameters_volume(naming.job_name(name, uid, run) if fanout else None),
+                    {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
     }
     if tasktype.get("serviceAccountName"):
         pod_spec["serviceAccountName"] = tasktype["serviceAccountName"]
@@ -107,13 +112,23 @@ def build_job(task: dict[str, Any], spec: EffectiveSpec, run: int, *, grace_seco
         "backoffLimit": spec.retries,
         "completions": 1,
         "parallelism": 1,
-        "podFailurePolicy": {"rules": _pod_failure_rules(spec.non_retryable_exit_codes)},
+        "podFailurePolicy": {"rules": _pod_failure_rules(spec.non_retryable_exit_codes, fanout)},
         "template": {
             "metadata": {"labels": labels,
                          "annotations": {**(pod_annotations or {}), naming.ANNOTATION_PARAMETERS: parameters_json}},
             "spec": pod_spec,
         },
     }
+    if fanout:
+        # One index per item. Retries count per item (backoffLimitPerIndex); backoffLimit is left
+        # unset, which the API server then defaults to "unlimited", so failures of some items never
+        # fail the others. maxFailedIndexes unset: every item runs, and the Job fails at the end
+        # (FailedIndexes) if any failed.
+        del job_spec["backoffLimit"]
+        job_spec.update({"completionMode": "Indexed", "completions": len(spec.items or ()),
+                         "parallelism": spec.parallelism, "backoffLimitPerIndex": spec.retries})
+        if spec.max_failed_items is not None:
+            job_spec["maxFailedIndexes"] = spec.max_failed_items
     if spec.timeout_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.timeout_seconds
     if spec.ttl_seconds_after_finished is not None:
@@ -135,10 +150,49 @@ def build_job(task: dict[str, Any], spec: EffectiveSpec, run: int, *, grace_seco
     }
 
 
-def _pod_failure_rules(non_retryable: tuple[int, ...]) -> list[dict[str, Any]]:
+def items_configmap(task: dict[str, Any], spec: EffectiveSpec, run: int) -> dict[str, Any]:
+    """The ConfigMap holding a fan-out run's items, named like its Job, created before it. Owned
+    by the Task, so it goes with the Task; immutable, so kubelets need not watch it."""
+    meta = task["metadata"]
+    name, uid = meta["name"], meta["uid"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": naming.job_name(name, uid, run),
+            "namespace": meta["namespace"],
+            "labels": naming.child_labels(name, uid, spec.type, spec.queue, run),
+            "ownerReferences": [{
+                "apiVersion": API_VERSION, "kind": "Task", "name": name, "uid": uid,
+                "controller": True, "blockOwnerDeletion": True,
+            }],
+        },
+        "immutable": True,
+        "data": {ITEMS_KEY: json.dumps(spec.items, separators=(",", ":"), ensure_ascii=False)},
+    }
+
+
+def _parameters_volume(items_configmap_name: str | None) -> dict[str, Any]:
+    """/etc/kubetask: parameters.json from the pod's annotation, and for a fan-out items.json
+    from its ConfigMap (one projected volume, so both sit in the same folder)."""
+    parameters = {"items": [{
+        "path": "parameters.json",
+        "fieldRef": {"fieldPath": f"metadata.annotations['{naming.ANNOTATION_PARAMETERS}']"},
+    }]}
+    if items_configmap_name is None:
+        return {"name": "parameters", "downwardAPI": parameters}
+    return {"name": "parameters", "projected": {"sources": [
+        {"downwardAPI": parameters},
+        {"configMap": {"name": items_configmap_name, "items": [{"key": ITEMS_KEY, "path": ITEMS_KEY}]}},
+    ]}}
+
+
+def _pod_failure_rules(non_retryable: tuple[int, ...], fanout: bool = False) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = []
     if non_retryable:
-        rules.append({"action": "FailJob", "onExitCodes": {
+        # In a fan-out a non-retryable exit code ends only its item (FailIndex): FailJob would
+        # stop every other item too.
+        rules.append({"action": "FailIndex" if fanout else "FailJob", "onExitCodes": {
             "containerName": CONTAINER_NAME, "operator": "In", "values": sorted(set(non_retryable))}})
     # Evictions, preemptions and node drains are not the handler's fault: retry without counting.
     rules.append({"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]})

@@ -26,3 +26,15 @@ RESERVATIONS = Gauge("kubetask_reservations", "Capacity reserved for Jobs being 
 SCHEDULED_RUNS = Counter("kubetask_schedule_runs_total", "Tasks created by TaskSchedules.", ["namespace", "schedule"])
 SCHEDULE_MISSED = Gauge("kubetask_schedule_missed_runs", "status.missedRuns of each TaskSchedule.", ["namespace", "schedule"])
 QUEUE_THROTTLED = Gauge("kubetask_queue_throttled", "Waiting Tasks held back only by the queue's rate limit.", ["namespace", "queue"])
+QUEUE_DEAD_LETTER = Gauge("kubetask_queue_dead_letter", "Dead-lettered Tasks of the queue: their current run Failed (until re-run or deleted).",
+                          ["namespace", "queue"])
+WEBHOOK_ATTEMPTS = Counter("kubetask_webhook_attempts_total",
+                           "Webhook delivery attempts, by result (delivered, http_error, redirect, timeout, connection_error, refused).",
+                           ["namespace", "webhook", "result"])
+WEBHOOK_DELIVERIES = Counter("kubetask_webhook_deliveries_total",
+                             "Webhook deliveries that ended, by outcome: Delivered (a 2xx), Failed (maxAttempts used up), "
+                             "Refused (the destination is not allowed).", ["namespace", "webhook", "outcome"])
+WEBHOOK_ATTEMPT_SECONDS = Histogram("kubetask_webhook_attempt_seconds", "Duration of webhook delivery attempts (resolve, connect, send, answer).",
+                                    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+WEBHOOK_QUEUE_DEPTH = Gauge("kubetask_webhook_queue_depth", "Webhook deliveries (and TaskWebhook checks) waiting for a worker.")
+WEBHOOK_QUEUE_RETRIES = Gauge("kubetask_webhook_queue_retries", "Webhook deliveries waiting for their next attempt's time.")

@@ -16,6 +16,7 @@ from datetime import datetime
 from collections.abc import Mapping
 from typing import Any
 
+from kubetask.operator.webhooks import Record as WebhookRecord, records_of
 from kubetask.resources.scheduling import ANNOTATION_SCHEDULED_TIME, LABEL_SCHEDULE
 
 # What Argo CD and Flux put on what they apply. A Task carrying one is never deleted by retention:
@@ -65,6 +66,8 @@ class FinishedTask:
     run: int = 0  # status.run: with uid, which start this is (a re-run starts again)
     after: tuple[str, ...] = ()  # spec.after: the Tasks it depended on
     reason: str = ""  # the Ready condition's reason (DependencyFailed: revived when its upstream succeeds)
+    webhook: str | None = None  # spec.webhook
+    webhooks: tuple[WebhookRecord, ...] = ()  # status.webhooks, without the result texts: which deliveries are still due
 
 
 def summarize_finished(body: Mapping[str, Any]) -> FinishedTask | None:
@@ -84,6 +87,8 @@ def summarize_finished(body: Mapping[str, Any]) -> FinishedTask | None:
         run=int(status.get("run") or 0),
         after=tuple(spec.get("after") or ()),
         reason=next((str(c.get("reason", "")) for c in status.get("conditions") or [] if c.get("type") == "Ready"), ""),
+        webhook=spec.get("webhook"),
+        webhooks=records_of(status),
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 from kubetask.operator import naming
 from kubetask.resources.models import MAX_RESULT_BYTES, Phase
 
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # the Job controller's annotation on Indexed Job pods
 # Failure reasons that mean the spec itself is wrong (the Task was never accepted).
 INVALID_REASONS = frozenset({"InvalidSpec", "InvalidParameters", "ExceedsLimits", "InvalidTaskType", "UnknownTaskType"})
 
@@ -36,6 +37,7 @@ class PodSummary:
     message: str = ""
     unschedulable: str | None = None
     job_name: str = ""
+    index: int | None = None  # an Indexed Job's pod: its completion index, the item it ran (fan-out)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,12 @@ class JobSummary:
     succeeded: int = 0
     start_time: str | None = None
     completion_time: str | None = None
+    # A fan-out (completionMode Indexed): one index per item. The index sets are the Job's own
+    # compact text ("0-4,7"), bounded by the number of items.
+    indexed: bool = False
+    completions: int = 1
+    completed_indexes: str = ""
+    failed_indexes: str = ""
 
     @property
     def running(self) -> bool:
@@ -81,6 +89,9 @@ def summarize_job(body: Mapping[str, Any]) -> JobSummary:
         for key, value in (container.get("resources", {}).get("limits") or {}).items():
             if key.endswith("gpu"):
                 gpu += int(value)
+    # A fan-out runs up to `parallelism` pods at once, each with these GPUs: the queue's GPU
+    # budget counts them all (parallelism is 1 for every other Job).
+    gpu *= max(1, int(spec.get("parallelism") or 1))
     return JobSummary(
         name=meta["name"], namespace=meta["namespace"], task_uid=labels.get(naming.LABEL_TASK_UID, ""),
         queue=labels.get(naming.LABEL_QUEUE, ""), run=int(labels.get(naming.LABEL_RUN, "0")), gpu=gpu,
@@ -91,6 +102,8 @@ def summarize_job(body: Mapping[str, Any]) -> JobSummary:
         failed=int(status.get("failed") or 0) + len(uncounted.get("failed") or ()),
         succeeded=int(status.get("succeeded") or 0) + len(uncounted.get("succeeded") or ()), start_time=status.get("startTime"),
         completion_time=status.get("completionTime"),
+        indexed=spec.get("completionMode") == "Indexed", completions=int(spec.get("completions") or 1),
+        completed_indexes=str(status.get("completedIndexes") or ""), failed_indexes=str(status.get("failedIndexes") or ""),
     )
 
 
@@ -107,9 +120,11 @@ def summarize_pod(body: Mapping[str, Any]) -> PodSummary:
             unschedulable = condition.get("message") or condition.get("reason") or "Unschedulable"
     labels = meta.get("labels") or {}
     job_name = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name", "")
+    index = (meta.get("annotations") or {}).get(COMPLETION_INDEX)
     return PodSummary(name=meta["name"], job_name=job_name, created=meta.get("creationTimestamp", ""), phase=status.get("phase", "Pending"),
                       deleting=bool(meta.get("deletionTimestamp")), exit_code=exit_code, terminated_reason=reason,
-                      message=message[:MAX_RESULT_BYTES], unschedulable=unschedulable)
+                      message=message[:MAX_RESULT_BYTES], unschedulable=unschedulable,
+                      index=int(index) if index is not None and str(index).isdigit() else None)
 
 
 @dataclass(frozen=True)
@@ -126,6 +141,7 @@ class Verdict:
     completion_time: str | None = None
     job_name: str | None = None
     pod_running: bool = False
+    items: dict[str, Any] | None = None  # status.items of a fan-out run (fanout.py)
 
 
 class _RunFacts(TypedDict):
@@ -276,6 +292,8 @@ def task_status(verdict: Verdict, previous: dict[str, Any], *, generation: int |
         if verdict.phase.terminal else None,
         "result": verdict.result,
         "lastFailure": verdict.failure if verdict.failure is not None else (previous.get("lastFailure") if same_run else None),
+        # A fan-out's item counts stay when the run is cancelled (or its Job vanished); a new run starts without.
+        "items": verdict.items if verdict.items is not None else (previous.get("items") if same_run else None),
         "history": previous.get("history", []),
     }
     return status

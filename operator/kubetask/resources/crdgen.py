@@ -140,7 +140,8 @@ def _name_rule(limit: int, why: str) -> dict[str, str]:
 def task_crd() -> dict[str, Any]:
     spec = _model_schema(models.TaskSpec)
     spec["description"] = models.TaskSpec.__doc__
-    spec["x-kubernetes-validations"] = task_spec_rules()
+    # TaskWork's own rules (fan-out fields need items) first, then the Task's transitions.
+    spec["x-kubernetes-validations"] = [*spec.get("x-kubernetes-validations", []), *task_spec_rules()]
     spec["properties"]["rerun"]["x-kubernetes-validations"] = [
         {"rule": "self == oldSelf || self == oldSelf + 1", "message": "rerun can only be raised by one at a time"}
     ]
@@ -165,8 +166,10 @@ def task_crd() -> dict[str, Any]:
         {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
         {"name": "Job", "type": "string", "jsonPath": ".status.jobName", "priority": 1},
     ]
+    self_dependency = {"rule": "!has(self.spec.after) || !(self.metadata.name in self.spec.after)",
+                       "message": "a Task cannot depend on itself", "fieldPath": ".spec.after"}
     return _crd("Task", "tasks", ["kt", "ktask"], spec, status, columns, models.Task.__doc__ or "",
-                [_name_rule(models.MAX_NAME, "it names the Task's Job and pod labels")])
+                [_name_rule(models.MAX_NAME, "it names the Task's Job and pod labels"), self_dependency])
 
 
 def tasktype_crd() -> dict[str, Any]:
@@ -186,12 +189,13 @@ def taskqueue_crd() -> dict[str, Any]:
     spec["description"] = models.TaskQueueSpec.__doc__
     spec["default"] = {}  # a bare TaskQueue gets maxRunning's default
     status = _model_schema(models.TaskQueueStatus, keep_defaults=False)
-    columns = [
+    columns: list[dict[str, Any]] = [
         {"name": "MaxRunning", "type": "integer", "jsonPath": ".spec.maxRunning"},
         {"name": "Running", "type": "integer", "jsonPath": ".status.running"},
         {"name": "Pending", "type": "integer", "jsonPath": ".status.pending"},
         {"name": "Paused", "type": "boolean", "jsonPath": ".spec.paused"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {"name": "DeadLetter", "type": "integer", "jsonPath": ".status.deadLetter", "priority": 1},
     ]
     crd = _crd("TaskQueue", "taskqueues", ["ktq"], spec, status, columns, models.TaskQueue.__doc__ or "",
                [_name_rule(models.MAX_NAME, "Tasks refer to it in spec.queue and labels")], spec_required=False)
@@ -222,6 +226,52 @@ def taskschedule_crd() -> dict[str, Any]:
                 [_name_rule(models.MAX_SCHEDULE_NAME, "its Tasks are named <schedule>-<minutes since the epoch>, at most 63 characters")])
 
 
+def taskwebhook_crd() -> dict[str, Any]:
+    spec = _model_schema(models.TaskWebhookSpec)
+    spec["description"] = models.TaskWebhookSpec.__doc__
+    status = _model_schema(models.TaskWebhookStatus, keep_defaults=False)
+    status["description"] = models.TaskWebhookStatus.__doc__
+    conditions = status["properties"]["conditions"]
+    conditions["x-kubernetes-list-type"] = "map"
+    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    columns: list[dict[str, Any]] = [
+        {"name": "URL", "type": "string", "jsonPath": ".spec.url"},
+        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        # Why it is not ready (SecretNotFound, SecretKeyMissing, DestinationRefused): seen in `kubectl get ktw`.
+        {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
+        {"name": "Events", "type": "string", "jsonPath": ".spec.events", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    return _crd("TaskWebhook", "taskwebhooks", ["ktw"], spec, status, columns, models.TaskWebhook.__doc__ or "",
+                [_name_rule(models.MAX_NAME, "Tasks, TaskTypes and TaskQueues refer to it in webhook")])
+
+
+def taskgroup_crd() -> dict[str, Any]:
+    spec = _model_schema(models.TaskGroupSpec)
+    spec["description"] = models.TaskGroupSpec.__doc__
+    spec["default"] = {}  # a bare TaskGroup is valid: members join by label
+    status = _model_schema(models.TaskGroupStatus, keep_defaults=False)
+    status["description"] = models.TaskGroupStatus.__doc__
+    status["default"] = {}  # kstatus: InProgress (observedGeneration 0 < 1) until the operator's first write
+    status["properties"]["observedGeneration"]["default"] = 0
+    conditions = status["properties"]["conditions"]
+    conditions["x-kubernetes-list-type"] = "map"
+    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    columns: list[dict[str, Any]] = [
+        {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+        {"name": "Total", "type": "integer", "jsonPath": ".status.counts.total"},
+        {"name": "Succeeded", "type": "integer", "jsonPath": ".status.counts.succeeded"},
+        {"name": "Failed", "type": "integer", "jsonPath": ".status.counts.failed"},
+        {"name": "Running", "type": "integer", "jsonPath": ".status.counts.running"},
+        {"name": "Finished", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Finished")].status'},
+        {"name": "Callback", "type": "string", "jsonPath": ".status.callbackTask", "priority": 1},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+    return _crd("TaskGroup", "taskgroups", ["ktg"], spec, status, columns, models.TaskGroup.__doc__ or "",
+                [_name_rule(models.MAX_GROUP_NAME, "its callback Task is named <group>-callback, at most 63 characters")],
+                spec_required=False)
+
+
 class _NoAliasDumper(yaml.SafeDumper):
     """Writes repeated values out in full: CRDs are read by people, not only by parsers."""
 
@@ -232,7 +282,7 @@ class _NoAliasDumper(yaml.SafeDumper):
 def render_all() -> dict[str, str]:
     """File name → YAML text for every CRD."""
     out = {}
-    for crd in (task_crd(), tasktype_crd(), taskqueue_crd(), taskschedule_crd()):
+    for crd in (task_crd(), tasktype_crd(), taskqueue_crd(), taskschedule_crd(), taskgroup_crd(), taskwebhook_crd()):
         name = f"{models.GROUP}_{crd['spec']['names']['plural']}.yaml"
         out[name] = GENERATED_HEADER + yaml.dump(crd, Dumper=_NoAliasDumper, sort_keys=False, width=120)
     return out

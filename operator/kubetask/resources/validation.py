@@ -25,7 +25,12 @@ class Problem:
 
 def parameters_size(parameters: dict[str, Any]) -> int:
     """Bytes of the compact JSON encoding: what reaches the pod (annotation and env)."""
-    return len(json.dumps(parameters, separators=(",", ":"), ensure_ascii=False).encode())
+    return serialized_size(parameters)
+
+
+def serialized_size(value: Any) -> int:
+    """Bytes of any JSON value's compact encoding (parameters, spec.items)."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def check_parameters(parameters: dict[str, Any], schema: dict[str, Any] | None) -> list[Problem]:
@@ -43,6 +48,36 @@ def check_parameters(parameters: dict[str, Any], schema: dict[str, Any] | None) 
     return problems
 
 
+MAX_ITEM_PROBLEMS = 10  # a thousand items with the same mistake need not say it a thousand times
+
+
+def check_items(parameters: dict[str, Any], items: list[dict[str, Any]], schema: dict[str, Any] | None) -> list[Problem]:
+    """A fan-out's items against the TaskType's schema: each item merged over the shared
+    parameters, which is what its pod's handler gets. A problem with a key the item does not set
+    is the shared parameters' (reported once, as spec.parameters.<key>); else spec.items[i].<key>."""
+    if not schema:
+        return []
+    try:
+        validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        validator_class.check_schema(schema)
+    except jsonschema.SchemaError as error:
+        return [Problem("spec.parametersSchema", f"the TaskType's parametersSchema is not a valid JSON Schema: {error.message}", "InvalidTaskType")]
+    validator = validator_class(schema)
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        for issue in sorted(validator.iter_errors({**parameters, **item}), key=lambda e: list(e.absolute_path)):
+            path = [str(p) for p in issue.absolute_path]
+            shared = bool(path) and path[0] in parameters and path[0] not in item
+            field = ".".join(["spec", "parameters", *path] if shared else [f"spec.items[{index}]", *path])
+            if field not in seen:
+                seen.add(field)
+                problems.append(Problem(field, issue.message, "InvalidParameters"))
+            if len(problems) == MAX_ITEM_PROBLEMS:
+                return problems
+    return problems
+
+
 def check_limits(effective: dict[str, Any], limits: dict[str, Any] | None) -> list[Problem]:
     """Compare an effective Task spec (defaults applied, camelCase JSON) with the type's limits."""
     if not limits:
@@ -55,7 +90,7 @@ def check_limits(effective: dict[str, Any], limits: dict[str, Any] | None) -> li
             problems.append(Problem(f"spec.resources.{name}", f"{name} {asked} is above the TaskType's limit {allowed}", "ExceedsLimits"))
     if resources.get("gpu") is not None and limits.get("gpu") is not None and resources["gpu"] > limits["gpu"]:
         problems.append(Problem("spec.resources.gpu", f"gpu {resources['gpu']} is above the TaskType's limit {limits['gpu']}", "ExceedsLimits"))
-    for name in ("timeoutSeconds", "retries"):
+    for name in ("timeoutSeconds", "retries", "parallelism"):
         asked, allowed = effective.get(name), limits.get(name)
         if asked is not None and allowed is not None and asked > allowed:
             problems.append(Problem(f"spec.{name}", f"{name} {asked} is above the TaskType's limit {allowed}", "ExceedsLimits"))

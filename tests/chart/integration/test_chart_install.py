@@ -246,7 +246,7 @@ def test_watch_namespaces_only(helm: Helm, kubeconfig: Path, kube: KubeSync, kub
     check_matrix(kubectl, operator_sa, other, rbac.OPERATOR_CLUSTER, sorted(rbac.OPERATOR_NAMESPACED) + rbac.ALWAYS_DENIED)
     check_matrix(kubectl, gateway_sa, other, rbac.GATEWAY_CLUSTER, sorted(rbac.GATEWAY_NAMESPACED) + rbac.ALWAYS_DENIED)
     check_matrix(kubectl, f"{team_a}:kubetask-handler", team_a, rbac.HANDLER_NAMESPACED,
-                 [("kubetask.io", "tasks", "patch"), ("kubetask.io", "tasks", "get"), *rbac.ALWAYS_DENIED])
+                 [("kubetask.io", "tasks", "patch"), ("kubetask.io", "tasks", "get"), ("", "secrets", "get"), *rbac.ALWAYS_DENIED])
 
     helm("uninstall", release, "-n", namespace, "--wait", "--timeout", "90s", kubeconfig=kubeconfig)
     for ns in (team_a, team_b):

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from kubetask.api import streams, submit
+from kubetask.api import groups, streams, submit
 from kubetask.api.auth import Action, User
 from kubetask.api.deps import Allow, Name, Namespace, authorize, gateway
 from kubetask.api.errors import ErrorBody, GatewayError
@@ -75,19 +75,26 @@ async def submit_task(
     return _task_response(task, status, request)
 
 
-@router.post("/tasks:batch", status_code=201, response_model=BatchResponse, summary="Submit several Tasks, all or none",
+@router.post("/tasks:batch", status_code=201, response_model=BatchResponse,
+             summary="Submit several Tasks, all or none; with `group`, as the members of a new TaskGroup (needs create taskgroups too)",
              responses=errors(409, 413, 422))
 async def submit_batch(
+    request: Request,
     body: BatchRequest,
     namespace: Namespace,
     idempotency_key: IdempotencyKey = None,
     user: User = Depends(Allow("create")),
     gw: Gateway = Depends(gateway),
 ) -> JSONResponse:
-    results = await gw.submit_batch(namespace, body.items, user, _key(idempotency_key))
+    if body.group is not None:  # creating Tasks does not entitle anyone to create TaskGroups
+        await authorize(request, user, Action("create", groups.GROUPS, namespace))
+    results, group = await gw.submit_batch(namespace, body.items, user, _key(idempotency_key), body.group)
     statuses = {r["status"] for r in results}
     status = 201 if statuses <= {200, 201} else 207  # 207: created, but some item failed at the API server
-    return JSONResponse({"items": results}, status_code=status)
+    answer: dict[str, Any] = {"items": results}
+    if group is not None:
+        answer["group"] = groups.view(group)
+    return JSONResponse(answer, status_code=status)
 
 
 @router.get("/tasks", response_model=TaskList, summary="List Tasks (from the cache), filtered and paginated", responses=errors(422))

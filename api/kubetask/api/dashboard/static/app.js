@@ -500,7 +500,7 @@
     if (!S.queues) return replace(box, h('p', { class: 'muted', text: 'Loading…' }));
     if (!S.queues.length) return replace(box, h('p', { class: 'muted', text: 'No TaskQueues in this namespace: Tasks wait until their queue exists.' }));
     replace(box, h('table', { class: 'queues' },
-      h('thead', {}, h('tr', {}, ['Queue', 'State', 'Pending', 'Running', 'Throttled', 'Capacity', 'GPUs'].map((c, i) => h('th', { text: c, class: [2, 3, 4, 6].includes(i) ? 'num' : null })))),
+      h('thead', {}, h('tr', {}, ['Queue', 'State', 'Pending', 'Running', 'Throttled', 'Dead letter', 'Capacity', 'GPUs'].map((c, i) => h('th', { text: c, class: [2, 3, 4, 5, 7].includes(i) ? 'num' : null })))),
       h('tbody', { id: 'queue-rows' }, S.queues.map((q) => h('tr', { dataset: { queue: q.name }, class: 'clickable', onclick: () => go(`#/tasks?queue=${encodeURIComponent(q.name)}`) },
         h('td', { class: 'name' }, h('a', { href: `#/tasks?queue=${encodeURIComponent(q.name)}`, text: q.name })),
         h('td', {}, h('span', { class: `pill ${q.paused ? 'paused' : 'active'}`, text: q.paused ? 'paused' : 'active' })),
@@ -510,6 +510,10 @@
         h('td', { class: 'num throttled', title: q.rateLimit ? `rate limit: ${q.rateLimit.starts} starts per ${q.rateLimit.per}${q.nextStartTime ? '; next start ' + abs(q.nextStartTime) : ''}` : 'no rate limit' },
           h('span', { class: 'count', text: String(q.throttled || 0) }),
           q.throttled && q.nextStartTime ? h('span', { class: 'muted small next-start', text: ` · next ${until(q.nextStartTime)}` }) : null),
+        // status.deadLetter: Tasks whose current run Failed for good; opens the Dead letter page for the queue.
+        h('td', { class: `num dead-letter${q.deadLetter ? ' bad' : ''}` },
+          h('a', { href: `#/deadletter?queue=${encodeURIComponent(q.name)}`, text: String(q.deadLetter || 0), title: 'its dead-lettered Tasks',
+            onclick: (ev) => ev.stopPropagation() })),
         h('td', { class: 'capacity', title: `${q.running} of ${q.maxRunning} running` }, bar(q.maxRunning ? Math.min(100, Math.round((q.running / q.maxRunning) * 100)) : 0), h('span', { class: 'pct', text: `${q.running}/${q.maxRunning}` })),
         h('td', { class: 'num', text: q.maxGpus !== null && q.maxGpus !== undefined ? `${q.runningGpus}/${q.maxGpus}` : '—' }))))));
     if (S.queuesError) box.append(notice('warn', 'Stale:', S.queuesError.message));
@@ -695,6 +699,181 @@
     return { update, leave() { left = true; clearInterval(timer); ctrl.abort(); } };
   }
 
+  // --- dead letter ----------------------------------------------------------------------------
+
+  // Tasks whose current run Failed for good, from GET .../deadletter (the gateway decides what
+  // counts: docs/gateway.md#dead-letters), grouped per queue, newest first. Read every 5 s while
+  // the page is open and after each re-run; the Task stream does not say what the gateway counts.
+  const DL_COLUMNS = ['', 'Name', 'Type', 'Reason', 'Exit code', 'Attempts', 'Failed', 'Message'];
+  const DL_REASONS = ['BackoffLimitExceeded', 'PodFailurePolicy', 'DeadlineExceeded', 'InvalidParameters', 'InvalidSpec',
+    'ExceedsLimits', 'UnknownTaskType', 'InvalidTaskType'];
+
+  function deadLetterView(params) {
+    const filters = { queue: params.get('queue') || '', type: params.get('type') || '', reason: params.get('reason') || '',
+      labelSelector: params.get('labelSelector') || '' };
+    const queueSel = h('select', { id: 'dl-queue', 'aria-label': 'queue' });
+    const typeSel = h('select', { id: 'dl-type', 'aria-label': 'type' });
+    const reasonSel = h('select', { id: 'dl-reason', 'aria-label': 'reason' });
+    const selector = h('input', { type: 'search', id: 'dl-selector', placeholder: 'label selector, e.g. team=a', value: filters.labelSelector,
+      'aria-label': 'label selector' });
+    const all = h('input', { type: 'checkbox', id: 'dl-select-all', title: 'select every Task shown' });
+    const rerunSelected = h('button', { type: 'button', class: 'primary small', id: 'btn-rerun-selected' });
+    const rerunAll = h('button', { type: 'button', class: 'ghost small', id: 'btn-rerun-all' });
+    const summary = h('span', { class: 'muted small', id: 'deadletter-count' });
+    const body = h('div', { id: 'deadletter-groups' });
+    replace($('#view'), panel('Dead letter', [
+      h('p', { class: 'muted small', text: 'Tasks whose current run failed for good: no retries left, a non-retryable exit code, the deadline, '
+        + 'or a spec the TaskType refused. Re-running one starts a new run (spec.rerun + 1), as Retry does.' }),
+      h('div', { class: 'filters' }, h('label', {}, 'Queue ', queueSel), h('label', {}, 'Type ', typeSel), h('label', {}, 'Reason ', reasonSel),
+        selector, h('label', {}, all, 'all shown'), rerunSelected, rerunAll),
+      body], summary, 'panel-deadletter'));
+    document.title = `dead letter · ${S.namespace} · kubetask`;
+    let items = null;
+    let more = 0;
+    let error = null;
+    let left = false;
+    let busy = false;
+    let loads = 0;
+    const selected = new Set();
+    const ctrl = new AbortController();
+
+    function query() {
+      return new URLSearchParams(Object.entries(filters).filter(([, v]) => v));
+    }
+
+    async function load() {
+      const mine = ++loads; // a filter change while a read is in flight: only the newest answer counts
+      const qs = query();
+      qs.set('limit', String(MAX_ROWS));
+      try {
+        const answer = await api('deadletter?' + qs, { signal: ctrl.signal });
+        if (mine !== loads) return;
+        items = answer.items; more = answer.remainingItemCount || 0; error = null;
+        const present = new Set(items.map((x) => x.name));
+        for (const name of [...selected]) if (!present.has(name)) selected.delete(name);
+      } catch (e) { if (e.name !== 'AbortError' && mine === loads) error = e; }
+      if (!left) update();
+    }
+
+    function changed() {
+      history.replaceState(null, '', '#/deadletter' + (query().toString() ? '?' + query() : ''));
+      selected.clear();
+      items = null;
+      update();
+      load();
+    }
+    queueSel.addEventListener('change', () => { filters.queue = queueSel.value; changed(); });
+    typeSel.addEventListener('change', () => { filters.type = typeSel.value; changed(); });
+    reasonSel.addEventListener('change', () => { filters.reason = reasonSel.value; changed(); });
+    selector.addEventListener('change', () => { filters.labelSelector = selector.value.trim(); changed(); });
+    all.addEventListener('change', () => {
+      for (const x of items || []) { if (all.checked) selected.add(x.name); else selected.delete(x.name); }
+      update();
+    });
+
+    function report(answers, what) {
+      const counts = {};
+      for (const a of answers) for (const x of a.items || []) counts[x.outcome] = (counts[x.outcome] || 0) + 1;
+      const words = { Rerun: 're-run', Conflict: 'conflict', NotDeadLettered: 'not dead-lettered', NotFound: 'not found', Error: 'error' };
+      const text = Object.entries(counts).map(([k, n]) => `${n} ${words[k] || k}`).join(', ') || 'nothing to re-run';
+      const others = answers.flatMap((a) => a.items || []).filter((x) => x.outcome !== 'Rerun');
+      toast(`${what}: ${text}.${others.length ? ' ' + others.slice(0, 3).map((x) => x.message).join('; ') : ''}`, others.length ? 'error' : 'ok');
+    }
+
+    async function rerun(body, what, expected) {
+      if (busy) return;
+      busy = true;
+      update();
+      const answers = [];
+      try {
+        // The gateway re-runs a bounded number per call (a filter says how many are left): call
+        // again until as many as were shown were handled.
+        let handled = 0;
+        do {
+          const answer = await api('deadletter:rerun', { method: 'POST', body });
+          answers.push(answer);
+          handled += (answer.items || []).length;
+          if (!body.filter || !answer.remaining || !(answer.items || []).length) break;
+        } while (handled < expected);
+        report(answers, what);
+      } catch (e) {
+        toast(`${what} failed: ${e.message} (${e.title})`, 'error');
+      }
+      selected.clear();
+      busy = false;
+      load();
+    }
+
+    rerunSelected.addEventListener('click', () => {
+      if (selected.size) rerun({ names: [...selected] }, `Re-run of ${selected.size} selected`, selected.size);
+    });
+    rerunAll.addEventListener('click', async () => {
+      const total = (items || []).length + more;
+      if (!total) return;
+      const where = Object.entries(filters).filter(([, v]) => v).map(([k, v]) => `${k} ${v}`).join(', ');
+      const yes = await confirmBox(`Re-run ${total} dead-lettered Task${total === 1 ? '' : 's'}?`,
+        `Every dead-lettered Task in ${S.namespace}${where ? ' with ' + where : ''} starts a new run.`, `Re-run ${total}`);
+      if (yes) rerun({ filter: Object.fromEntries(Object.entries(filters).filter(([, v]) => v)) }, `Re-run of all matching`, total);
+    });
+
+    function options(select, values, current, label) {
+      const wanted = [...new Set([...values, current].filter(Boolean))].sort();
+      const key = wanted.join('\u0000') + '\u0001' + current;
+      if (select.dataset.key === key) return;
+      select.dataset.key = key;
+      replace(select, h('option', { value: '', text: label }), wanted.map((v) => h('option', { value: v, text: v, selected: v === current })));
+      select.value = current;
+    }
+
+    function row(x) {
+      const box = h('input', { type: 'checkbox', class: 'dl-select', dataset: { name: x.name }, checked: selected.has(x.name), 'aria-label': `select ${x.name}`,
+        onchange: (ev) => { if (ev.target.checked) selected.add(x.name); else selected.delete(x.name); update(); } });
+      return h('tr', { dataset: { name: x.name, queue: x.queue || '', reason: x.reason } },
+        h('td', { class: 'select' }, box),
+        h('td', { class: 'name' }, h('a', { href: `#/tasks/${encodeURIComponent(x.name)}`, text: x.name })),
+        h('td', { text: x.type }),
+        h('td', { class: 'reason', title: x.invalidSpec ? 'refused before it ran: a re-run checks it again against the TaskType' : null },
+          h('span', { class: 'badge phase-failed', text: x.reason }), x.invalidSpec ? h('span', { class: 'muted small', text: ' invalid spec' }) : null),
+        h('td', { class: 'num exit-code', text: x.exitCode === null || x.exitCode === undefined ? '—' : String(x.exitCode) }),
+        h('td', { class: 'num', text: String(x.attempts || 0) }),
+        h('td', { class: 'num', title: abs(x.completionTime), text: x.completionTime ? ago(x.completionTime) + ' ago' : '—' }),
+        h('td', { class: 'message small', title: x.message || null, text: x.message || '—' }));
+    }
+
+    function update() {
+      options(queueSel, [...(S.queues || []).map((q) => q.name), ...(items || []).map((x) => x.queue)], filters.queue, 'all queues');
+      options(typeSel, [...(S.types || []).map((t) => t.name), ...(items || []).map((x) => x.type)], filters.type, 'all types');
+      options(reasonSel, [...DL_REASONS, ...(items || []).map((x) => x.reason)], filters.reason, 'all reasons');
+      const total = (items || []).length + more;
+      rerunSelected.textContent = `Re-run selected (${selected.size})`;
+      rerunSelected.disabled = busy || !selected.size;
+      rerunAll.textContent = `Re-run all matching (${total})`;
+      rerunAll.disabled = busy || !total;
+      all.checked = Boolean(items && items.length && items.every((x) => selected.has(x.name)));
+      if (error && !items) return replace(body, notice('error', error.title, error.message));
+      if (!items) return replace(body, h('p', { class: 'muted', text: 'Loading…' }));
+      summary.textContent = more ? `showing ${items.length} of ${total} (newest first); narrow the filters` : `${total} dead-lettered`;
+      if (!items.length) {
+        const filtered = Object.values(filters).some(Boolean);
+        return replace(body, h('p', { class: 'muted', id: 'deadletter-empty', text: filtered ? 'No dead-lettered Tasks match these filters.' : 'No dead-lettered Tasks in this namespace.' }));
+      }
+      const groups = new Map();
+      for (const x of items) { const q = x.queue || ''; if (!groups.has(q)) groups.set(q, []); groups.get(q).push(x); } // items come newest first
+      replace(body, [...groups.keys()].sort().map((q) => h('section', { class: 'dl-group', dataset: { queue: q } },
+        h('h3', {}, q ? h('a', { href: `#/tasks?queue=${encodeURIComponent(q)}`, text: q }) : h('span', { class: 'muted', text: 'no queue' }),
+          h('span', { class: 'muted small', text: ` · ${groups.get(q).length}` })),
+        h('table', { class: 'deadletter' },
+          h('thead', {}, h('tr', {}, DL_COLUMNS.map((c, i) => h('th', { text: c, class: [4, 5, 6].includes(i) ? 'num' : null })))),
+          h('tbody', { class: 'dl-rows' }, groups.get(q).map(row))))));
+      if (error) body.append(notice('warn', 'Stale:', error.message));
+      return body;
+    }
+
+    load();
+    const timer = setInterval(() => { if (document.visibilityState === 'visible' && !busy) load(); }, 5000);
+    return { update, leave() { left = true; clearInterval(timer); ctrl.abort(); } };
+  }
+
   // --- one task -------------------------------------------------------------------------------
 
   // Why the Task stands where it stands (the Ready condition's reason: WaitingForCapacity,
@@ -855,6 +1034,9 @@
         row('Completed', t.finished ? when(t.completionTime) : null),
         row('Duration', duration(t)),
         row('Job', t.jobName, { class: 'mono small' }),
+        // The chain: the Tasks this one runs after, each a link (their state is on their own page).
+        row('Runs after', (spec.after || []).length ? h('span', { id: 'task-after' }, spec.after.map((n) => h('a', { class: 'tag', href: `#/tasks/${encodeURIComponent(n)}`, text: n })),
+          spec.dependencyPolicy === 'Finished' ? h('span', { class: 'muted small', text: ' (whatever their outcome)' }) : null) : null),
         row('Resources', Object.entries(res).map(([k, v]) => `${k} ${v}`).join(' · ')),
         row('Timeout', spec.timeoutSeconds ? human(spec.timeoutSeconds) : null),
         row('Retries', spec.retries !== undefined ? String(spec.retries) : null),
@@ -925,7 +1107,7 @@
     if (S.view) S.view.leave();
     const task = path.match(/^\/tasks\/(.+)$/);
     let tab = 'overview';
-    if (task) { S.view = taskView(decodeURIComponent(task[1])); tab = 'tasks'; } else if (path === '/tasks') { S.view = tasksView(params); tab = 'tasks'; } else if (path === '/schedules') { S.view = schedulesView(); tab = 'schedules'; } else { S.view = overviewView(); document.title = `kubetask · ${S.namespace}`; }
+    if (task) { S.view = taskView(decodeURIComponent(task[1])); tab = 'tasks'; } else if (path === '/tasks') { S.view = tasksView(params); tab = 'tasks'; } else if (path === '/schedules') { S.view = schedulesView(); tab = 'schedules'; } else if (path === '/deadletter') { S.view = deadLetterView(params); tab = 'deadletter'; } else { S.view = overviewView(); document.title = `kubetask · ${S.namespace}`; }
     for (const a of document.querySelectorAll('.tabs a')) a.classList.toggle('on', a.dataset.tab === tab);
     document.body.dataset.view = task ? 'task' : tab;
     S.view.update();
