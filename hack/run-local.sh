@@ -46,6 +46,7 @@ rules:
 - {apiGroups: [kubetask.io], resources: [tasks], verbs: [create, get, list, watch, patch]}
 - {apiGroups: [kubetask.io], resources: [tasktypes, taskqueues], verbs: [get, list, watch]}
 - {apiGroups: [kubetask.io], resources: [taskschedules], verbs: [create, get, list, watch, patch]}
+- {apiGroups: [kubetask.io], resources: [taskgroups], verbs: [create, get, list, watch]}
 - {apiGroups: [""], resources: [pods/log], verbs: [get]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1

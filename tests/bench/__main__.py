@@ -553,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=10_000, help="finished Tasks present for the scale figures")
     parser.add_argument("--gateway-requests", type=int, default=1000, help="requests per gateway figure")
     parser.add_argument("--soak", type=float, default=900.0, help="seconds of the retention soak (0 skips it)")
-    parser.add_argument("--soak-rate", type=float, default=10.0, help="Tasks/s during the retention soak")
+    parser.add_argument("--soak-rate", type=float, default=5.0, help="Tasks/s during the retention soak (half the default retention delete pace)")
     parser.add_argument("--soak-retention", type=int, default=10, help="retentionSeconds of the soak's Tasks")
     parser.add_argument("--only-soak", action="store_true", help="run only the retention soak")
     parser.add_argument("--fanout", type=int, default=1000, help="items of the fan-out phase: one Task with them vs as many Tasks (0 skips it)")

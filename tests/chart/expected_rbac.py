@@ -64,6 +64,7 @@ GATEWAY_NAMESPACED = _expand([
     ("kubetask.io", "taskqueues", READ),
     ("kubetask.io", "taskschedules", ["get", "list", "create", "patch"]),
     ("kubetask.io", "taskwebhooks", ["get"]),  # a submission's spec.webhook: its Ready condition (never the Secret)
+    ("kubetask.io", "taskgroups", ["get", "list", "create"]),  # read live (no watch), created empty or by a batch
     ("", "pods", ["get", "list"]),
     ("", "pods/log", ["get"]),
 ])
@@ -93,6 +94,7 @@ GATEWAY_DENIED: list[Rule] = [
     ("", "secrets", "get"), ("kubetask.io", "taskwebhooks", "list"), ("kubetask.io", "taskwebhooks/status", "patch"),
     ("batch", "jobs", "create"), ("batch", "jobs", "get"), ("batch", "jobs", "delete"),
     ("kubetask.io", "taskschedules", "delete"), ("kubetask.io", "taskschedules/status", "patch"),
+    ("kubetask.io", "taskgroups", "delete"), ("kubetask.io", "taskgroups", "patch"), ("kubetask.io", "taskgroups/status", "patch"),
     ("kubetask.io", "tasks/status", "patch"), ("", "events", "create"), ("", "pods", "watch"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "get"),
 ]

@@ -327,9 +327,11 @@ def test_a_missing_ca_file_is_a_configuration_error() -> None:
 
 def test_submit_after_sends_the_dependencies() -> None:
     fake = FakeGateway().on("POST", "tasks", httpx.Response(201, json=task("report")))
-    result = cli(fake, "submit", "--type", "report", "--name", "report", "--after", "extract, transform", "--run-anyway")
+    result = cli(fake, "submit", "--type", "report", "--name", "report", "--after", "extract, transform", "--run-anyway",
+                 "--webhook", "ops")
     assert result.code == EXIT_OK, result.err
     body = json.loads(fake.requests[0].content)
     assert body["spec"]["after"] == ["extract", "transform"] and body["spec"]["dependencyPolicy"] == "Finished"
+    assert body["spec"]["webhook"] == "ops"
     assert cli(None, "submit", "--type", "x", "--run-anyway").code == EXIT_USAGE  # only with --after
     assert cli(None, "submit", "--type", "x", "--after", ",").code == EXIT_USAGE

@@ -300,6 +300,14 @@ def test_dashboard_live_updates_cancel_and_retry(gateway: GatewayProcess, kube: 
             ["resize-0001", "resize-0002"]
         browser.click("#task-after a")
         browser.wait("location.hash === '#/tasks/resize-0001' && document.querySelector('#task-result')", "the upstream's page")
+
+        # Completion webhook deliveries (status.webhooks, written by the operator's delivery worker) show on the Task's page.
+        kube.patch(tasks_path(ns, "resize-0002", subresource="status"), {"status": {"webhooks": [
+            {"event": "Succeeded", "run": 0, "webhook": "ops", "deliveryId": "d-1", "state": "Delivered", "attempts": 3,
+             "lastResult": "HTTP 200"}]}})
+        browser.evaluate("location.hash = '#/tasks/resize-0002'")
+        browser.wait("document.querySelector('#task-webhooks [data-state=\"Delivered\"]')", "the webhook delivery")
+        assert "Succeeded: Delivered (3 attempts)" in browser.text("#task-webhooks")
     assert browser.problems() == []
 
 
@@ -426,4 +434,57 @@ def test_dashboard_dead_letter_page_reruns_selected_and_all_matching(gateway: Ga
         browser.wait("[...document.querySelectorAll('#toasts .toast')].some(t => t.textContent.includes('Re-run of all matching: 1 re-run'))",
                      "the re-run's note")
         assert task(http, ns, "fail-c")["spec"].get("rerun", 0) == 0
+    assert browser.problems() == []
+
+
+def test_dashboard_groups_view_shows_one_bar_per_group(gateway: GatewayProcess, kube: KubeSync, sim_namespace: str,
+                                                      browser: Browser) -> None:
+    ns = sim_namespace
+    rules = [{"apiGroups": ["kubetask.io"], "resources": ["taskgroups"], "verbs": ["get", "list", "create"]}, *TASK_RULES]
+    token = service_account_token(kube, ns, "grouper", rules)
+    # The callback's TaskType accepts the `group` parameter the operator adds.
+    kube.create(tasks_path(ns, plural="tasktypes"), {"apiVersion": "kubetask.io/v1alpha1", "kind": "TaskType", "metadata": {"name": "collect"},
+                                                     "spec": {"image": "example.invalid/collect:1",
+                                                              "parametersSchema": {"type": "object", "properties": {"group": {"type": "object"}}}}})
+    callback = {"taskTemplate": {"metadata": {"annotations": {RUN_FOR: "1s"}}, "spec": {"type": "collect"}}}
+    with gateway.client(token) as http:
+        quick = [{"spec": {"type": "sim", "parameters": {"n": i}}, "annotations": {RUN_FOR: "1s"}} for i in range(3)]
+        response = http.post(f"{base(ns)}/tasks:batch", json={"items": quick, "group": {"name": "thumbs", "callback": callback}})
+        assert response.status_code == 201, response.text
+        slow = [{"spec": {"type": "sim", "parameters": {"n": 1}}, "annotations": {RUN_FOR: "1s"}},
+                {"spec": {"type": "sim", "parameters": {"n": 2}}, "annotations": {RUN_FOR: "10m"}}]
+        response = http.post(f"{base(ns)}/tasks:batch", json={"items": slow, "group": {"name": "render"}})
+        assert response.status_code == 201, response.text
+        wait_for(lambda: http.get(f"{base(ns)}/taskgroups/thumbs").json()["finished"], timeout=90, what="group thumbs Finished")
+
+        browser.open(f"{gateway.url}/ui/")
+        browser.wait("!document.querySelector('#login').hidden", "the login box")
+        browser.type("#login-token", token)
+        browser.click("#login-submit")
+        browser.wait("document.body.dataset.stream === 'live' && document.querySelector('#login').hidden", "signed in, stream live")
+        browser.evaluate("location.hash = '#/groups'")
+        thumbs, render = "#group-rows tr[data-group=\"thumbs\"]", "#group-rows tr[data-group=\"render\"]"
+        thumbs_done = json.dumps(thumbs + '[data-phase="Succeeded"]')
+        browser.wait(f"document.querySelector({thumbs_done})", "the finished group's row")
+        assert browser.evaluate("document.querySelector('.tabs a[data-tab=\"groups\"]').classList.contains('on')") is True
+        assert browser.text(thumbs + " .pct.of") == "3/3" and "3 succeeded" in browser.text(thumbs + " .members")
+        assert browser.text(thumbs + " .finished") == "yes" and browser.text(thumbs + " .succeeded") == "yes"
+        assert browser.evaluate(f"document.querySelectorAll({json.dumps(thumbs + ' .bar.group .seg-succeeded')}).length") == 1
+        render_of = json.dumps(render + " .pct.of")
+        browser.wait(f"document.querySelector({render_of})?.textContent === '1/2'", "the running group at 1/2", timeout=40)
+        assert browser.text(render + " .finished") == "no" and "1 running" in browser.text(render + " .members")
+        assert browser.text(render + " .callback") == "—"
+        browser.wait(f"document.querySelector({json.dumps(thumbs + ' .callback a')})", "the callback link")
+        assert browser.text(thumbs + " .callback a") == "thumbs-callback"
+        browser.screenshot("groups")
+
+        # The callback is a link to its Task's page; the group's name opens its members in the Task list.
+        browser.click(thumbs + " .callback a")
+        browser.wait("location.hash === '#/tasks/thumbs-callback' && document.querySelector('#task-phase [data-phase=\"Succeeded\"]')",
+                     "the callback Task's page")
+        browser.evaluate("location.hash = '#/groups'")
+        browser.wait(f"document.querySelector({json.dumps(thumbs + ' td.name a')})", "the groups page again")
+        browser.click(thumbs + " td.name a")
+        browser.wait("location.hash.startsWith('#/tasks?q=') && document.querySelectorAll('#task-rows tr[data-name]').length === 3",
+                     "the group's three members")
     assert browser.problems() == []

@@ -47,9 +47,10 @@ class Receiver:
     """An HTTP receiver in a thread: records every request, verifies its signature, and answers
     500 to its first `fail_first` requests (or to all while `failing`)."""
 
-    def __init__(self, key: bytes = KEY, fail_first: int = 0) -> None:
+    def __init__(self, key: bytes = KEY, fail_first: int = 0, delay: float = 0.0) -> None:
         self.key = key
         self.fail_first = fail_first
+        self.delay = delay  # seconds before answering: a slow receiver
         self.failing = False
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -66,6 +67,7 @@ class Receiver:
                         "valid": verify(receiver.key, body, self.headers.get("Kubetask-Signature", "")),
                         "payload": json.loads(body), "answered": 500 if fail else 204,
                     })
+                time.sleep(receiver.delay)
                 self.send_response(500 if fail else 204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -335,3 +337,21 @@ def test_a_task_naming_a_webhook_created_later_waits_for_it(kube: KubeSync, ns: 
     apply_webhook(kube, ns, "not-yet", hook.url)
     record(kube, ns, "early", "Succeeded")
     assert [r["payload"]["task"]["name"] for r in hook.seen()] == ["early"]
+
+
+def test_a_slow_receiver_times_out_and_holds_up_nothing(kube: KubeSync, ns: str, receivers: list[Receiver],
+                                                       operator: OperatorProcess) -> None:
+    slow = receiver(receivers, delay=8)
+    apply_webhook(kube, ns, "slow", slow.url, timeoutSeconds=1, maxAttempts=2)
+    ready(kube, ns, "slow")
+    names = [f"t-{i}" for i in range(4)]
+    started = time.monotonic()
+    for name in names:
+        create_task(kube, ns, name, sim(run_for="1s"), webhook="slow")
+    for name in names:
+        wait_phase(kube, ns, name, "Succeeded", timeout=30)
+    assert time.monotonic() - started < 25, "the Tasks finished on their own schedule"
+    for name in names:
+        stored = record(kube, ns, name, "Succeeded", state="Failed")
+        assert stored["attempts"] == 2 and stored["lastResult"] == "no answer within timeoutSeconds (1s)"
+    assert f'kubetask_webhook_attempts_total{{namespace="{ns}",result="timeout",webhook="slow"}} 8.0' in operator.metrics()

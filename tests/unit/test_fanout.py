@@ -276,3 +276,21 @@ def test_a_rerun_clears_the_last_runs_items_and_a_cancel_keeps_them() -> None:
     assert rerun["items"] is None
     single = task_status(Verdict(Phase.RUNNING, "PodRunning"), {}, generation=1, queue="q", run=0, now=NOW)
     assert single["items"] is None  # a Task without items: unchanged, nothing extra written
+
+
+async def test_the_task_index_keeps_only_the_count_of_large_items() -> None:
+    from kubetask.operator import handlers
+    from kubetask.operator.controller import PARAMETERS_OMITTED, item_count
+
+    def body(items: list[dict[str, Any]]) -> Any:
+        return {"apiVersion": "kubetask.io/v1alpha1", "kind": "Task", "spec": {"type": "analyse", "items": items},
+                "metadata": {"name": "batch", "namespace": "ns", "uid": "u1", "generation": 1}}
+
+    small = await handlers.unfinished_tasks(body=body(ITEMS[:3]), namespace="ns", uid="u1")
+    assert small["ns"]["spec"]["items"] == ITEMS[:3] and PARAMETERS_OMITTED not in small["ns"]
+    large = await handlers.unfinished_tasks(body=body([{"file": f"s3://bucket/{i:06d}.csv"} for i in range(1000)]),
+                                            namespace="ns", uid="u1")
+    slim = large["ns"]
+    assert "items" not in slim["spec"] and slim[PARAMETERS_OMITTED]  # fetched in full at admission
+    assert item_count(slim) == 1000  # still known to admission (GPUs × pods at once)
+    assert item_count({"spec": {"type": "analyse"}}) is None

@@ -78,7 +78,8 @@ def test_delivery_id_is_a_pure_function_of_uid_run_and_event() -> None:
 def task(**status: Any) -> dict[str, Any]:
     base = {"phase": "Succeeded", "run": 0, "queue": "images", "attempts": 1, "queuedTime": "2026-01-01T00:00:01Z",
             "startTime": "2026-01-01T00:00:02Z", "completionTime": "2026-01-01T00:00:09Z", "result": {"answer": 42},
-            "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded", "message": "the handler finished successfully"}]}
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded", "message": "the handler finished successfully",
+                            "lastTransitionTime": "2026-01-01T00:00:09Z"}]}
     return {"metadata": {"namespace": "ns", "name": "resize-1", "uid": "u-1", "creationTimestamp": "2026-01-01T00:00:00Z"},
             "spec": {"type": "resize"}, "status": {**base, **status}}
 
@@ -459,3 +460,20 @@ def test_a_slow_receiver_times_out() -> None:
     started = time.monotonic()
     result = asyncio.run(deliverer(handler).send(task(), KEY_OF_TASK, spec, KEY))
     assert result.kind == "timeout" and not result.final and time.monotonic() - started < 3
+
+
+def test_the_operators_own_status_writes_never_carry_webhooks() -> None:
+    """status.webhooks is written only by the delivery worker: a JSON merge patch keeps every key
+    it does not name, so the reconciler's writes (phase, conditions, history, ...) leave it alone
+    as long as they never compute it. A rerun keeps it too (the records carry their run)."""
+    from datetime import datetime, timezone
+
+    from kubetask.operator.decide import Decision, archive_run, desired_status
+    from kubetask.operator.status import Verdict
+
+    previous = task(webhooks=[{"run": 0, "event": "Succeeded", "state": "Delivered"}])["status"]
+    moment = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for verdict, base in ((Verdict(models.Phase.SUCCEEDED, "Succeeded", "done"), previous),
+                          (Verdict(models.Phase.QUEUED, "WaitingForCapacity", "waits"), archive_run(previous))):
+        written = desired_status(Decision(verdict=verdict, base=base, queue="images"), generation=1, run=0, now=moment)
+        assert "webhooks" not in written

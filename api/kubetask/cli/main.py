@@ -1,6 +1,7 @@
 """`kubetask`: submit, inspect, follow, cancel and retry Tasks (and operate TaskSchedules) through the kubetask gateway.
 
-Exit codes: 0 success; 1 the Task failed or was cancelled (watch, submit --watch, retry --watch);
+Exit codes: 0 success; 1 the Task failed or was cancelled (watch, submit --watch, retry --watch), or the
+TaskGroup Failed (groups watch);
 2 usage or configuration error; 3 the gateway answered with an error; 4 the gateway could not be
 reached; 130 interrupted.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -42,7 +44,7 @@ settings (first found wins): flags, then KUBETASK_GATEWAY_URL / KUBETASK_TOKEN /
 then the config file ($KUBETASK_CONFIG, default ~/.config/kubetask/config.yaml), then defaults
 (http://127.0.0.1:8000; the token's ServiceAccount namespace, else `default`).
 
-exit codes: 0 ok; 1 the Task failed or was cancelled (watch); 2 usage or configuration error;
+exit codes: 0 ok; 1 the Task failed or was cancelled (watch), or the TaskGroup Failed (groups watch); 2 usage or configuration error;
 3 the gateway answered with an error; 4 the gateway could not be reached; 130 interrupted.
 
 examples:
@@ -55,6 +57,8 @@ examples:
   kubetask schedules trigger nightly-report --watch
   kubetask deadletter --queue default
   kubetask deadletter rerun --all --reason BackoffLimitExceeded
+  kubetask submit -f images.yaml --group resize-all --callback-type collect --watch
+  kubetask groups get resize-all
 """
 
 
@@ -181,12 +185,21 @@ def build_parser() -> Parser:
     p.add_argument("--non-retryable-exit-codes", type=_exit_codes, metavar="CODES", help="exit codes that fail at once, e.g. 2,3")
     p.add_argument("--ttl", type=_duration, metavar="DURATION", help="delete the Job (not the Task) this long after it finishes")
     p.add_argument("--after", type=_names, metavar="NAMES", help="start only once these Tasks (comma-separated) have Succeeded")
+    p.add_argument("--webhook", metavar="NAME", help="the TaskWebhook to notify when it finishes (spec.webhook)")
     p.add_argument("--run-anyway", action="store_true", help="with --after: start once they finished, whatever the outcome (dependencyPolicy Finished)")
     p.add_argument("--label", "-l", action="append", default=[], metavar="KEY=VALUE", help="a label (repeatable)")
     p.add_argument("--annotation", "-a", action="append", default=[], metavar="KEY=VALUE", help="an annotation (repeatable)")
     p.add_argument("--name", help="the Task's name (default: <type>-<random>)")
     p.add_argument("--idempotency-key", metavar="KEY", help="makes a retried submission return the same Task")
-    p.add_argument("-w", "--watch", action="store_true", help="then follow it until it finishes (exit code as `watch`)")
+    p.add_argument("-w", "--watch", action="store_true", help="then follow it until it finishes (exit code as `watch`; "
+                   "with --group, as `groups watch`)")
+    group = p.add_argument_group("as a TaskGroup (the Tasks are followed as one; needs create on taskgroups)")
+    group.add_argument("--group", metavar="NAME", help="create the TaskGroup NAME with these Tasks as its members (a new name)")
+    group.add_argument("--callback-type", metavar="TYPE", help="with --group: a Task of this type runs once the whole group finished")
+    group.add_argument("--callback-param", action="append", default=[], metavar="KEY=VALUE",
+                       help="a parameter of the callback (repeatable; as --param); the operator adds `group`")
+    group.add_argument("--callback-when", choices=["Succeeded", "Finished"], default=None,
+                       help="run the callback only if every member Succeeded (default), or once all Finished")
     output(p, ("name", "json", "yaml"))
 
     p = command("get", "show one Task")
@@ -255,6 +268,24 @@ def build_parser() -> Parser:
         q.add_argument("name", metavar="NAME")
         output(q)
 
+    p = command("groups", "list TaskGroups with one progress bar each, show one, or follow one until it finishes", description=(
+        "TaskGroups follow many Tasks as one (create one with `kubetask submit -f FILE --group NAME`).\n"
+        "`groups watch NAME` (or `groups get NAME --watch`) exits 0 when the group Succeeded, 1 when it Failed."))
+    actions = p.add_subparsers(dest="groups_command", metavar="SUBCOMMAND", required=True, parser_class=Parser)
+    q = actions.add_parser("list", parents=[common], help="a table: NAME, PROGRESS, SUCCEEDED, FAILED, RUNNING, WAITING, PHASE, CALLBACK, AGE",
+                           description="TaskGroups with their progress (FAILED includes cancelled members, WAITING pending and queued ones).")
+    q.add_argument("--limit", type=_non_negative, help="at most this many groups")
+    output(q, ("name", "json", "yaml"))
+    q = actions.add_parser("get", parents=[common], help="one TaskGroup: progress, counts, callback, conditions",
+                           description="One TaskGroup: progress, counts, callback, conditions.")
+    q.add_argument("name", metavar="NAME")
+    q.add_argument("-w", "--watch", action="store_true", help="then follow it until it finishes (exit code as `groups watch`)")
+    output(q)
+    q = actions.add_parser("watch", parents=[common], help="a live progress bar until the group finishes (exit 0 only if it Succeeded)",
+                           description="Follow a TaskGroup until its Finished condition is True. Exit code 0 when it Succeeded "
+                                       "(with its callback), 1 when it Failed.")
+    q.add_argument("name", metavar="NAME")
+
     p = command("deadletter", "list dead-lettered Tasks (their current run Failed), newest first; `deadletter rerun` runs them again",
                 description=(
                     "Dead-lettered Tasks: their current run Failed for good (no retries left, a non-retryable exit code,\n"
@@ -302,7 +333,8 @@ def cmd_submit(ctx: Context, args: argparse.Namespace) -> int:
         raise UsageError("-f - and --parameters-file - cannot both read stdin")
     spec: dict[str, Any] = {}
     for attr, key in (("queue", "queue"), ("priority", "priority"), ("timeout", "timeoutSeconds"), ("retries", "retries"),
-                      ("ttl", "ttlSecondsAfterFinished"), ("non_retryable_exit_codes", "nonRetryableExitCodes"), ("after", "after")):
+                      ("ttl", "ttlSecondsAfterFinished"), ("non_retryable_exit_codes", "nonRetryableExitCodes"), ("after", "after"),
+                      ("webhook", "webhook")):
         if getattr(args, attr) is not None:
             spec[key] = getattr(args, attr)
     if args.run_anyway:
@@ -316,29 +348,59 @@ def cmd_submit(ctx: Context, args: argparse.Namespace) -> int:
     manifests = load_manifests(args.filename) if args.filename else [Manifest({})]
     if args.name and len(manifests) > 1:
         raise UsageError(f"--name names one Task, but {args.filename} holds {len(manifests)}")
-    if args.watch and len(manifests) > 1:
-        raise UsageError("--watch follows one Task; submit the file without it, then `kubetask watch` each")
+    group = _group_request(args)
+    if args.watch and len(manifests) > 1 and group is None:
+        raise UsageError("--watch follows one Task; submit the file without it, then `kubetask watch` each (or submit it --group NAME "
+                         "and follow the group)")
     namespace = _manifest_namespace(ctx.settings, manifests)
     bodies = [overrides.apply(m.body) for m in manifests]
     gw = ctx.gateway()
-    if len(bodies) == 1:
+    group_view: dict[str, Any] | None = None
+    if len(bodies) == 1 and group is None:
         created, task = gw.submit(bodies[0], args.idempotency_key, namespace)
         tasks = [(created, task)]
-    else:
-        answer = gw.submit_batch(bodies, args.idempotency_key, namespace)
+    else:  # several Tasks, or a group (even of one): one all-or-nothing batch
+        answer = gw.submit_batch(bodies, args.idempotency_key, namespace, group)
         tasks = [(item.get("status") == 201, item["task"]) for item in answer.get("items") or [] if item.get("task")]
+        group_view = answer.get("group") if isinstance(answer.get("group"), dict) else None
     if args.output in ("json", "yaml"):
         views = [t for _, t in tasks]
-        ctx.print(render.dump(views[0] if len(views) == 1 else views, args.output))
+        shown: Any = {"group": group_view, "items": views} if group_view is not None else views[0] if len(views) == 1 else views
+        ctx.print(render.dump(shown, args.output))
     else:
         for created, task in tasks:
             if args.output == "name":
                 ctx.print(task["name"])
             else:
                 ctx.print(f"task/{task['name']} {'created' if created else 'unchanged (Idempotency-Key replay of an existing Task)'}")
+        if group_view is not None and args.output != "name":
+            fresh = any(created for created, _ in tasks)
+            what = f"created with {len(tasks)} member Task{'s' if len(tasks) != 1 else ''}" if fresh else "unchanged (Idempotency-Key replay)"
+            callback = render.group_callback(group_view)
+            ctx.print(f"taskgroup/{group_view['name']} {what}" + (f"; callback {callback}" if callback != "-" else ""))
     if args.watch:
+        if group_view is not None:
+            return watch_group(ctx, gw, str(group_view["name"]), namespace)
         return watch_task(ctx, gw, tasks[0][1]["name"], namespace)
     return EXIT_OK
+
+
+def _group_request(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The batch's `group` from --group and --callback-*; None without --group."""
+    if args.group is None:
+        if args.callback_type or args.callback_param or args.callback_when:
+            raise UsageError("--callback-type, --callback-param and --callback-when need --group NAME")
+        return None
+    group: dict[str, Any] = {"name": args.group}
+    if args.callback_type:
+        spec: dict[str, Any] = {"type": args.callback_type}
+        parameters = parse_params(args.callback_param)
+        if parameters:
+            spec["parameters"] = parameters
+        group["callback"] = {"when": args.callback_when or "Succeeded", "taskTemplate": {"spec": spec}}
+    elif args.callback_param or args.callback_when:
+        raise UsageError("--callback-param and --callback-when need --callback-type TYPE")
+    return group
 
 
 def _manifest_namespace(settings: Settings, manifests: Sequence[Manifest]) -> str | None:
@@ -570,6 +632,81 @@ def cmd_schedules(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+GROUP_POLL_SECONDS = 2.0  # groups are read live by the gateway (no event stream): one GET per interval
+
+
+def watch_group(ctx: Context, gw: Gateway, name: str, namespace: str | None = None) -> int:
+    """Follow the group until its Finished condition is True; 0 if it Succeeded, 1 if it Failed (or was deleted)."""
+    if namespace and namespace != ctx.settings.namespace:
+        gw = Gateway(dataclasses.replace(ctx.settings, namespace=namespace), ctx.transport)
+        ctx.clients.append(gw)
+    shown: Any = None
+    seen = False
+    failures = 0
+    live = False  # a line is on screen that the next update rewrites
+
+    def end_line() -> None:
+        nonlocal live
+        if live:
+            ctx.out.write("\n")
+            live = False
+
+    while True:
+        try:
+            group = gw.group(name)
+            failures = 0
+        except ConnectionFailed as error:
+            failures += 1
+            end_line()
+            if failures > RECONNECTS:
+                raise
+            ctx.err.write(f"{error}; retrying ({failures}/{RECONNECTS}) ...\n")
+            ctx.sleep(min(2.0 ** failures, 10.0))
+            continue
+        except ApiError as error:
+            if error.status == 404 and seen:
+                end_line()
+                ctx.print(f"TaskGroup {name} was deleted before it finished")
+                return EXIT_TASK_FAILED
+            raise
+        seen = True
+        if ctx.tty:
+            ctx.out.write("\r" + render.group_watch_line(group, ctx.unicode, ctx.color, columns=ctx.columns) + "\x1b[K")
+            ctx.out.flush()
+            live = True
+        else:
+            key = (group.get("phase"), json.dumps(group.get("progress"), sort_keys=True), render.group_counts(group), render.group_callback(group))
+            if key != shown:
+                ctx.print(render.group_watch_line(group, ctx.unicode, False))
+            shown = key
+        if group.get("finished"):
+            end_line()
+            ctx.print(render.paint(render.group_outcome(group), str(group.get("phase")), ctx.color))
+            return EXIT_OK if group.get("phase") == "Succeeded" else EXIT_TASK_FAILED
+        ctx.sleep(GROUP_POLL_SECONDS)
+
+
+def cmd_groups(ctx: Context, args: argparse.Namespace) -> int:
+    gw = ctx.gateway()
+    if args.groups_command == "list":
+        found = gw.groups(limit=args.limit)
+        if args.output in ("json", "yaml"):
+            ctx.print(render.dump({"items": found}, args.output))
+        elif args.output == "name":
+            for group in found:
+                ctx.print(group["name"])
+        elif found:
+            ctx.print(render.group_table(found, ctx.unicode, ctx.color))
+        else:
+            ctx.err.write(f"No TaskGroups in namespace {ctx.settings.namespace}.\n")
+        return EXIT_OK
+    if args.groups_command == "watch":
+        return watch_group(ctx, gw, args.name)
+    group = gw.group(args.name)
+    ctx.print(render.dump(group, args.output) if args.output else render.describe_group(group, ctx.unicode, ctx.color))
+    return watch_group(ctx, gw, args.name) if args.watch else EXIT_OK
+
+
 def cmd_deadletter(ctx: Context, args: argparse.Namespace) -> int:
     if args.deadletter_command == "rerun":
         return _rerun_deadletter(ctx, args)
@@ -653,7 +790,7 @@ def cmd_config(ctx: Context, args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[Context, argparse.Namespace], int]] = {
     "submit": cmd_submit, "get": cmd_get, "list": cmd_list, "watch": cmd_watch, "cancel": cmd_cancel, "retry": cmd_retry,
     "logs": cmd_logs, "queues": cmd_queues, "types": cmd_types, "schedules": cmd_schedules, "config": cmd_config,
-    "deadletter": cmd_deadletter,
+    "deadletter": cmd_deadletter, "groups": cmd_groups,
 }
 
 

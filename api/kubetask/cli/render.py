@@ -318,7 +318,7 @@ def describe_schedule(schedule: dict[str, Any], now: datetime | None = None) -> 
 
 # --- progress ---------------------------------------------------------------------------------
 
-def progress_bar(percent: int | None, size: int = 30, unicode: bool = True) -> str:
+def progress_bar(percent: float | None, size: int = 30, unicode: bool = True) -> str:
     """A bar `size` cells wide; None (unknown) draws an empty bar."""
     if unicode:
         if percent is None:
@@ -466,8 +466,9 @@ def _group_progress(group: dict[str, Any]) -> tuple[int, int, int]:
 
 def group_bar(group: dict[str, Any], size: int = 20, unicode: bool = True) -> str:
     """The group's one progress bar: finished members of the expected ones, e.g. `[#######.....] 7/12`."""
-    finished, total, percent = _group_progress(group)
-    return f"{progress_bar(percent if total else None, size, unicode)} {finished}/{total}"
+    finished, total, _ = _group_progress(group)
+    # The exact fraction, not the rounded percent: 7 of 12 members fill 7 of 12 cells.
+    return f"{progress_bar(min(finished, total) * 100 / total if total else None, size, unicode)} {finished}/{total}"
 
 
 def group_counts(group: dict[str, Any]) -> str:

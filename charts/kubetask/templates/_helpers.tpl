@@ -200,6 +200,11 @@ meta.helm.sh/release-namespace: {{ .Release.Namespace }}
 - apiGroups: [kubetask.io]
   resources: [taskwebhooks]
   verbs: [get]
+# TaskGroups are read live (no watch) and created (empty, or a batch's group before its members).
+# The operator writes their status; the gateway never patches or deletes them.
+- apiGroups: [kubetask.io]
+  resources: [taskgroups]
+  verbs: [get, list, create]
 # A Task's pods and their logs.
 - apiGroups: [""]
   resources: [pods]

@@ -170,8 +170,12 @@ class Deliverer:
 
     def on_task(self, body: Mapping[str, Any]) -> None:
         """A Task event: enqueue its deliveries that are due (after a restart, Kopf's initial
-        listing brings every Task here, finished ones too)."""
-        self._enqueue_due(webhooks.facts_from_body(body), body.get("spec") or {})
+        listing brings every Task here, finished ones too). Never raises: it runs inside Kopf's
+        event handler, which is not retried, before the Task's own reconcile is enqueued."""
+        try:
+            self._enqueue_due(webhooks.facts_from_body(body), body.get("spec") or {})
+        except Exception:  # our own bug: loud, and the resync looks again
+            log.exception("task %s: deciding its webhook deliveries failed", (body.get("metadata") or {}).get("name"))
 
     def scan(self, namespace: str | None = None) -> None:
         """Every Task (of a namespace) again, from the indexes: the safety net, and what a
@@ -182,7 +186,10 @@ class Deliverer:
                 self.on_task(body)
         for record in list(self.views.finished_tasks()):
             if namespace is None or record.namespace == namespace:
-                self._enqueue_due(facts_from_finished(record), {"webhook": record.webhook, "type": record.type})
+                try:
+                    self._enqueue_due(facts_from_finished(record), {"webhook": record.webhook, "type": record.type})
+                except Exception:  # our own bug: loud; the other Tasks are still looked at
+                    log.exception("task %s/%s: deciding its webhook deliveries failed", record.namespace, record.name)
 
     def webhook_changed(self, namespace: str, name: str) -> None:
         self.work.add(WebhookKey(namespace, name))

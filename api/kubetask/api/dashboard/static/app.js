@@ -699,6 +699,96 @@
     return { update, leave() { left = true; clearInterval(timer); ctrl.abort(); } };
   }
 
+  // --- groups ---------------------------------------------------------------------------------
+
+  // TaskGroups, from GET .../taskgroups (the gateway reads them from the API server; the counts are
+  // the operator's status.counts): read every 5 s while this page is open, like schedules. Each
+  // group gets one bar, split by outcome, over the members it expects (progress.total).
+  const GROUP_COLUMNS = ['Name', 'Progress', 'Members', 'Finished', 'Succeeded', 'Callback', 'Age'];
+  const GROUP_SEGMENTS = [['succeeded', 'Succeeded'], ['failed', 'Failed'], ['cancelled', 'Cancelled'], ['running', 'Running']];
+
+  function groupBar(g) {
+    const counts = (g.status && g.status.counts) || {};
+    const total = (g.progress && g.progress.total) || 0;
+    const done = (g.progress && g.progress.finished) || 0;
+    const width = (n) => (total ? Math.min(100, (100 * n) / total) : 0) + '%';
+    return h('div', { class: `bar group${total ? '' : ' unknown'}`, role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': total,
+      'aria-valuenow': done, title: GROUP_SEGMENTS.map(([k, label]) => `${counts[k] || 0} ${label.toLowerCase()}`).join(', ') },
+    GROUP_SEGMENTS.filter(([k]) => counts[k]).map(([k]) => h('span', { class: `seg seg-${k}`, style: { width: width(counts[k]) } })));
+  }
+
+  function groupsView() {
+    const body = h('div', { id: 'group-table' });
+    const summary = h('span', { class: 'muted small', id: 'group-count' });
+    replace($('#view'), panel('Groups', body, summary, 'panel-groups'));
+    document.title = `groups · ${S.namespace} · kubetask`;
+    let items = null;
+    let more = false;
+    let error = null;
+    let left = false;
+    const ctrl = new AbortController();
+
+    async function load() {
+      try {
+        const answer = await api(`taskgroups?limit=${MAX_ROWS}`, { signal: ctrl.signal });
+        items = answer.items; more = Boolean(answer.continue); error = null;
+      } catch (e) { if (e.name !== 'AbortError') error = e; }
+      if (!left) update();
+    }
+
+    function yesNo(cond, cls) {
+      if (!cond || cond.status === 'Unknown') return h('span', { class: `muted ${cls}`, text: '—', title: cond ? cond.message || null : null });
+      const yes = cond.status === 'True';
+      return h('span', { class: `pill ${cls} ${yes ? 'active' : 'paused'}`, text: yes ? 'yes' : 'no', title: [cond.reason, cond.message].filter(Boolean).join(': ') || null });
+    }
+
+    function row(g) {
+      const st = g.status || {};
+      const counts = st.counts || {};
+      const conds = st.conditions || [];
+      const finished = conds.find((c) => c.type === 'Finished');
+      const succeeded = conds.find((c) => c.type === 'Succeeded');
+      const members = `#/tasks?q=${encodeURIComponent(g.memberSelector || 'kubetask.io/group=' + g.name)}`;
+      const callback = g.spec && g.spec.callback;
+      const count = (n, label, cls) => (n ? h('span', { class: `count ${cls}`, text: `${n} ${label}` }) : null);
+      const waiting = (counts.pending || 0) + (counts.queued || 0);
+      const shown = [count(counts.succeeded, 'succeeded', 'phase-succeeded'), count(counts.failed, 'failed', 'phase-failed'),
+        count(counts.cancelled, 'cancelled', 'phase-cancelled'), count(counts.running, 'running', 'phase-running'),
+        count(waiting, 'waiting', 'phase-pending')].filter(Boolean);
+      let cb = h('span', { class: 'muted', text: '—' });
+      if (st.callbackTask) {
+        cb = [h('a', { href: `#/tasks/${encodeURIComponent(st.callbackTask)}`, text: st.callbackTask }), ' ', badge(st.callbackPhase || 'Pending')];
+      } else if (callback) {
+        cb = h('span', { class: 'muted small', text: `${(callback.taskTemplate && callback.taskTemplate.spec && callback.taskTemplate.spec.type) || ''} when all ${callback.when || 'Succeeded'}` });
+      }
+      return h('tr', { dataset: { group: g.name, phase: g.phase } },
+        h('td', { class: 'name' }, h('a', { href: members, text: g.name, title: 'its member Tasks' })),
+        h('td', { class: 'progress group-progress', title: g.message || null },
+          groupBar(g), h('span', { class: 'pct of', text: `${(g.progress && g.progress.finished) || 0}/${(g.progress && g.progress.total) || 0}` })),
+        h('td', { class: 'members small' }, shown.length ? shown : h('span', { class: 'muted', text: 'no members yet' })),
+        h('td', { class: 'finished' }, yesNo(finished, 'finished-pill')),
+        h('td', { class: 'succeeded' }, yesNo(succeeded, 'succeeded-pill')),
+        h('td', { class: 'callback' }, cb),
+        h('td', { class: 'num', title: abs(g.creationTimestamp), text: ago(g.creationTimestamp) }));
+    }
+
+    function update() {
+      if (error && !items) return replace(body, notice('error', error.title, error.message));
+      if (!items) return replace(body, h('p', { class: 'muted', text: 'Loading…' }));
+      summary.textContent = `${items.length}${more ? '+' : ''} group${items.length === 1 ? '' : 's'}${more ? ` (the first ${MAX_ROWS})` : ''}`;
+      if (!items.length) return replace(body, h('p', { class: 'muted', text: 'No TaskGroups in this namespace. Submit a batch with a group (kubetask submit -f FILE --group NAME, or POST …/tasks:batch with "group"; docs/gateway.md).' }));
+      replace(body, h('table', { class: 'groups' },
+        h('thead', {}, h('tr', {}, GROUP_COLUMNS.map((c) => h('th', { text: c, class: c === 'Age' ? 'num' : null })))),
+        h('tbody', { id: 'group-rows' }, items.map(row))));
+      if (error) body.append(notice('warn', 'Stale:', error.message));
+      return body;
+    }
+
+    load();
+    const timer = setInterval(() => { if (document.visibilityState === 'visible') load(); }, 5000);
+    return { update, leave() { left = true; clearInterval(timer); ctrl.abort(); } };
+  }
+
   // --- dead letter ----------------------------------------------------------------------------
 
   // Tasks whose current run Failed for good, from GET .../deadletter (the gateway decides what
@@ -1037,6 +1127,11 @@
         // The chain: the Tasks this one runs after, each a link (their state is on their own page).
         row('Runs after', (spec.after || []).length ? h('span', { id: 'task-after' }, spec.after.map((n) => h('a', { class: 'tag', href: `#/tasks/${encodeURIComponent(n)}`, text: n })),
           spec.dependencyPolicy === 'Finished' ? h('span', { class: 'muted small', text: ' (whatever their outcome)' }) : null) : null),
+        // Completion webhooks: each delivery's state, attempts and last answer (status.webhooks).
+        row('Webhooks', (t.webhooks || []).length ? h('span', { id: 'task-webhooks' }, t.webhooks.map((d) => h('span', {
+          class: 'tag', dataset: { event: d.event, state: d.state },
+          title: `${d.webhook} · delivery ${d.deliveryId}${d.lastResult ? ' · ' + d.lastResult : ''}`,
+          text: `${d.event}: ${d.state} (${d.attempts} attempt${d.attempts === 1 ? '' : 's'})` }))) : (spec.webhook ? spec.webhook : null)),
         row('Resources', Object.entries(res).map(([k, v]) => `${k} ${v}`).join(' · ')),
         row('Timeout', spec.timeoutSeconds ? human(spec.timeoutSeconds) : null),
         row('Retries', spec.retries !== undefined ? String(spec.retries) : null),
@@ -1107,7 +1202,7 @@
     if (S.view) S.view.leave();
     const task = path.match(/^\/tasks\/(.+)$/);
     let tab = 'overview';
-    if (task) { S.view = taskView(decodeURIComponent(task[1])); tab = 'tasks'; } else if (path === '/tasks') { S.view = tasksView(params); tab = 'tasks'; } else if (path === '/schedules') { S.view = schedulesView(); tab = 'schedules'; } else if (path === '/deadletter') { S.view = deadLetterView(params); tab = 'deadletter'; } else { S.view = overviewView(); document.title = `kubetask · ${S.namespace}`; }
+    if (task) { S.view = taskView(decodeURIComponent(task[1])); tab = 'tasks'; } else if (path === '/tasks') { S.view = tasksView(params); tab = 'tasks'; } else if (path === '/schedules') { S.view = schedulesView(); tab = 'schedules'; } else if (path === '/groups') { S.view = groupsView(); tab = 'groups'; } else if (path === '/deadletter') { S.view = deadLetterView(params); tab = 'deadletter'; } else { S.view = overviewView(); document.title = `kubetask · ${S.namespace}`; }
     for (const a of document.querySelectorAll('.tabs a')) a.classList.toggle('on', a.dataset.tab === tab);
     document.body.dataset.view = task ? 'task' : tab;
     S.view.update();
