@@ -335,3 +335,16 @@ def test_submit_after_sends_the_dependencies() -> None:
     assert body["spec"]["webhook"] == "ops"
     assert cli(None, "submit", "--type", "x", "--run-anyway").code == EXIT_USAGE  # only with --after
     assert cli(None, "submit", "--type", "x", "--after", ",").code == EXIT_USAGE
+
+
+def test_submit_items_fans_out(tmp_path: Path) -> None:
+    items = tmp_path / "items.yaml"
+    items.write_text("- {file: a.png}\n- {file: b.png}\n")
+    fake = FakeGateway().on("POST", "tasks", httpx.Response(201, json=task("thumbs")))
+    result = cli(fake, "submit", "--type", "thumb", "--name", "thumbs", "--items", str(items), "--parallelism", "2")
+    assert result.code == EXIT_OK, result.err
+    spec = json.loads(fake.requests[0].content)["spec"]
+    assert spec["items"] == [{"file": "a.png"}, {"file": "b.png"}] and spec["parallelism"] == 2
+    items.write_text("- a.png\n")
+    assert cli(None, "submit", "--type", "thumb", "--items", str(items)).code == EXIT_USAGE  # objects, one per item
+    assert cli(None, "submit", "--type", "thumb", "--parallelism", "2").code == EXIT_USAGE  # only with --items

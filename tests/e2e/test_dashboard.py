@@ -308,6 +308,12 @@ def test_dashboard_live_updates_cancel_and_retry(gateway: GatewayProcess, kube: 
         browser.evaluate("location.hash = '#/tasks/resize-0002'")
         browser.wait("document.querySelector('#task-webhooks [data-state=\"Delivered\"]')", "the webhook delivery")
         assert "Succeeded: Delivered (3 attempts)" in browser.text("#task-webhooks")
+
+        # A fan-out Task's items as one bar, with the failed indexes.
+        kube.patch(tasks_path(ns, "resize-0002", subresource="status"), {"status": {"items": {
+            "total": 10, "succeeded": 8, "failed": 2, "completedIndexes": "0-2,4-6,8-9", "failedIndexes": "3,7"}}})
+        browser.wait("document.querySelector('#task-items[data-failed=\"2\"]')", "the items bar")
+        assert "8 of 10 succeeded, 2 failed (items 3,7)" in browser.text("#task-items")
     assert browser.problems() == []
 
 

@@ -25,7 +25,7 @@ from kubetask.cli import render
 from kubetask.cli.client import ApiError, ConnectionFailed, Gateway
 from kubetask.cli.config import ConfigError, Settings, resolve
 from kubetask.cli.submission import (
-    Manifest, Overrides, UsageError, load_manifests, load_parameters, parse_annotations, parse_duration, parse_labels,
+    Manifest, Overrides, UsageError, load_items, load_manifests, load_parameters, parse_annotations, parse_duration, parse_labels,
     parse_params,
 )
 
@@ -143,6 +143,13 @@ def _exit_codes(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of exit codes") from None
 
 
+def _positive(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
 def _names(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
@@ -185,6 +192,8 @@ def build_parser() -> Parser:
     p.add_argument("--non-retryable-exit-codes", type=_exit_codes, metavar="CODES", help="exit codes that fail at once, e.g. 2,3")
     p.add_argument("--ttl", type=_duration, metavar="DURATION", help="delete the Job (not the Task) this long after it finishes")
     p.add_argument("--after", type=_names, metavar="NAMES", help="start only once these Tasks (comma-separated) have Succeeded")
+    p.add_argument("--items", metavar="FILE", help="fan out: a JSON/YAML list of objects, one pod per item ('-' reads stdin)")
+    p.add_argument("--parallelism", type=_positive, help="with --items: the most pods at once")
     p.add_argument("--webhook", metavar="NAME", help="the TaskWebhook to notify when it finishes (spec.webhook)")
     p.add_argument("--run-anyway", action="store_true", help="with --after: start once they finished, whatever the outcome (dependencyPolicy Finished)")
     p.add_argument("--label", "-l", action="append", default=[], metavar="KEY=VALUE", help="a label (repeatable)")
@@ -337,6 +346,14 @@ def cmd_submit(ctx: Context, args: argparse.Namespace) -> int:
                       ("webhook", "webhook")):
         if getattr(args, attr) is not None:
             spec[key] = getattr(args, attr)
+    if args.items is not None:
+        if "-" in (args.filename, args.parameters_file) and args.items == "-":
+            raise UsageError("only one of -f, --parameters-file and --items can read stdin")
+        spec["items"] = load_items(args.items)
+    if args.parallelism is not None:
+        if args.items is None:
+            raise UsageError("--parallelism only means something with --items")
+        spec["parallelism"] = args.parallelism
     if args.run_anyway:
         if args.after is None:
             raise UsageError("--run-anyway only means something with --after")

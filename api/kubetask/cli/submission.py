@@ -102,6 +102,18 @@ def load_parameters(path: str, stdin: TextIO | None = None) -> dict[str, Any]:
     return data
 
 
+def load_items(path: str, stdin: TextIO | None = None) -> list[dict[str, Any]]:
+    """--items FILE: a JSON or YAML list of objects, one per item of a fan-out Task (spec.items)."""
+    text = read_input(path, stdin)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise UsageError(f"{path} is neither JSON nor YAML: {error}") from error
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise UsageError(f"{path} must hold a list of objects, one per item (got {type(data).__name__})")
+    return data
+
+
 @dataclass
 class Manifest:
     """One submission read from a file, with the namespace its metadata named (if any)."""

@@ -1127,6 +1127,13 @@
         // The chain: the Tasks this one runs after, each a link (their state is on their own page).
         row('Runs after', (spec.after || []).length ? h('span', { id: 'task-after' }, spec.after.map((n) => h('a', { class: 'tag', href: `#/tasks/${encodeURIComponent(n)}`, text: n })),
           spec.dependencyPolicy === 'Finished' ? h('span', { class: 'muted small', text: ' (whatever their outcome)' }) : null) : null),
+        // Fan-out (spec.items): one bar for the items, and the failed indexes (status.items).
+        row('Items', t.items && t.items.total ? h('span', { id: 'task-items', dataset: { total: t.items.total, succeeded: t.items.succeeded, failed: t.items.failed } },
+          h('span', { class: 'bar' }, h('span', { class: 'fill ok', style: { width: `${(100 * t.items.succeeded) / t.items.total}%` } }),
+            h('span', { class: 'fill bad', style: { width: `${(100 * t.items.failed) / t.items.total}%` } })),
+          ` ${t.items.succeeded} of ${t.items.total} succeeded`, t.items.failed ? `, ${t.items.failed} failed (items ${t.items.failedIndexes})` : '',
+          spec.parallelism ? h('span', { class: 'muted small', text: ` · ${spec.parallelism} at once` }) : null)
+          : ((spec.items || []).length ? `${spec.items.length} items` : null)),
         // Completion webhooks: each delivery's state, attempts and last answer (status.webhooks).
         row('Webhooks', (t.webhooks || []).length ? h('span', { id: 'task-webhooks' }, t.webhooks.map((d) => h('span', {
           class: 'tag', dataset: { event: d.event, state: d.state },
