@@ -436,30 +436,32 @@ async def queue_event(namespace: str | None, name: str, **kwargs: Any) -> None:
         State.deliverer.sources_changed(namespace)  # its webhook may have changed
 
 
+def _own_resource_event(event: kopf.RawEvent, key: ScheduleKey | GroupKey, kind: str, kwargs: dict[str, Any]) -> bool:
+    """A TaskSchedule or TaskGroup changed: its key is reconciled (or dropped when it went).
+    Returns whether it was deleted."""
+    views_from(kwargs)
+    metrics.EVENTS.labels(kind).inc()
+    if event.get("type") == "DELETED":
+        State.work.drop(key)
+        return True
+    _enqueue(key)
+    return False
+
+
 @kopf.on.event(*TASKSCHEDULES, registry=registry)
 async def schedule_event(event: kopf.RawEvent, namespace: str | None, name: str, **kwargs: Any) -> None:
     if namespace is None:  # unreachable: kubetask resources are namespaced
         return
-    views_from(kwargs)
-    metrics.EVENTS.labels("taskschedule").inc()
-    if event.get("type") == "DELETED":
-        State.work.drop(ScheduleKey(namespace, name))
+    if _own_resource_event(event, ScheduleKey(namespace, name), "taskschedule", kwargs):
         with contextlib.suppress(KeyError):  # never set if it never had a status
             metrics.SCHEDULE_MISSED.remove(namespace, name)
-        return
-    _enqueue(ScheduleKey(namespace, name))
 
 
 @kopf.on.event(*TASKGROUPS, registry=registry)
 async def group_event(event: kopf.RawEvent, namespace: str | None, name: str, **kwargs: Any) -> None:
     if namespace is None:  # unreachable: kubetask resources are namespaced
         return
-    views_from(kwargs)
-    metrics.EVENTS.labels("taskgroup").inc()
-    if event.get("type") == "DELETED":
-        State.work.drop(GroupKey(namespace, name))
-        return
-    _enqueue(GroupKey(namespace, name))
+    _own_resource_event(event, GroupKey(namespace, name), "taskgroup", kwargs)
 
 
 @kopf.on.event(*TASKTYPES, registry=registry)

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from kubetask.operator.records import epoch
 from kubetask.resources.models import API_VERSION, DEFAULT_WEBHOOK_EVENTS, MAX_WEBHOOK_RECORDS, webhook_url_problem
 
 SIGNATURE_HEADER = "Kubetask-Signature"
@@ -42,15 +43,6 @@ Source = Literal["Task", "TaskType", "TaskQueue"]
 
 def rfc3339(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def epoch(timestamp: Any) -> float | None:
-    if not timestamp:
-        return None
-    try:
-        return datetime.fromisoformat(str(timestamp).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -137,6 +137,21 @@ def _name_rule(limit: int, why: str) -> dict[str, str]:
             "message": f"metadata.name must be at most {limit} characters ({why})"}
 
 
+def _status_schema(model: type[models.Model], *, kstatus_default: bool = True) -> dict[str, Any]:
+    """A status schema whose conditions are a list-map keyed by type (server-side apply merges them).
+    With kstatus_default, a new object reads as status.observedGeneration 0 < generation 1: kstatus
+    (Flux) sees it as InProgress before the operator's first write, never as Current."""
+    status = _model_schema(model, keep_defaults=False)
+    status["description"] = model.__doc__
+    if kstatus_default:
+        status["default"] = {}
+        status["properties"]["observedGeneration"]["default"] = 0
+    conditions = status["properties"]["conditions"]
+    conditions["x-kubernetes-list-type"] = "map"
+    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    return status
+
+
 def task_crd() -> dict[str, Any]:
     spec = _model_schema(models.TaskSpec)
     spec["description"] = models.TaskSpec.__doc__
@@ -145,15 +160,7 @@ def task_crd() -> dict[str, Any]:
     spec["properties"]["rerun"]["x-kubernetes-validations"] = [
         {"rule": "self == oldSelf || self == oldSelf + 1", "message": "rerun can only be raised by one at a time"}
     ]
-    status = _model_schema(models.TaskStatus, keep_defaults=False)
-    status["description"] = models.TaskStatus.__doc__
-    # A new Task reads as status.observedGeneration 0 < generation 1: kstatus (Flux) sees it as
-    # InProgress before the operator's first write, never as Current.
-    status["default"] = {}
-    status["properties"]["observedGeneration"]["default"] = 0
-    conditions = status["properties"]["conditions"]
-    conditions["x-kubernetes-list-type"] = "map"
-    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    status = _status_schema(models.TaskStatus)
     columns: list[dict[str, Any]] = [
         {"name": "Type", "type": "string", "jsonPath": ".spec.type"},
         {"name": "Queue", "type": "string", "jsonPath": ".status.queue"},
@@ -205,13 +212,7 @@ def taskqueue_crd() -> dict[str, Any]:
 def taskschedule_crd() -> dict[str, Any]:
     spec = _model_schema(models.TaskScheduleSpec)
     spec["description"] = models.TaskScheduleSpec.__doc__
-    status = _model_schema(models.TaskScheduleStatus, keep_defaults=False)
-    status["description"] = models.TaskScheduleStatus.__doc__
-    status["default"] = {}  # kstatus: InProgress (observedGeneration 0 < 1) until the operator's first write
-    status["properties"]["observedGeneration"]["default"] = 0
-    conditions = status["properties"]["conditions"]
-    conditions["x-kubernetes-list-type"] = "map"
-    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    status = _status_schema(models.TaskScheduleStatus)
     columns: list[dict[str, Any]] = [
         {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
         {"name": "TimeZone", "type": "string", "jsonPath": ".spec.timeZone", "priority": 1},
@@ -229,11 +230,7 @@ def taskschedule_crd() -> dict[str, Any]:
 def taskwebhook_crd() -> dict[str, Any]:
     spec = _model_schema(models.TaskWebhookSpec)
     spec["description"] = models.TaskWebhookSpec.__doc__
-    status = _model_schema(models.TaskWebhookStatus, keep_defaults=False)
-    status["description"] = models.TaskWebhookStatus.__doc__
-    conditions = status["properties"]["conditions"]
-    conditions["x-kubernetes-list-type"] = "map"
-    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    status = _status_schema(models.TaskWebhookStatus, kstatus_default=False)
     columns: list[dict[str, Any]] = [
         {"name": "URL", "type": "string", "jsonPath": ".spec.url"},
         {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
@@ -250,13 +247,7 @@ def taskgroup_crd() -> dict[str, Any]:
     spec = _model_schema(models.TaskGroupSpec)
     spec["description"] = models.TaskGroupSpec.__doc__
     spec["default"] = {}  # a bare TaskGroup is valid: members join by label
-    status = _model_schema(models.TaskGroupStatus, keep_defaults=False)
-    status["description"] = models.TaskGroupStatus.__doc__
-    status["default"] = {}  # kstatus: InProgress (observedGeneration 0 < 1) until the operator's first write
-    status["properties"]["observedGeneration"]["default"] = 0
-    conditions = status["properties"]["conditions"]
-    conditions["x-kubernetes-list-type"] = "map"
-    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    status = _status_schema(models.TaskGroupStatus)
     columns: list[dict[str, Any]] = [
         {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
         {"name": "Total", "type": "integer", "jsonPath": ".status.counts.total"},
