@@ -18,7 +18,7 @@ import pytest
 from harness import OperatorProcess, wait_for
 from kt import absent, apply_queue, apply_tasktype, condition, create_task, get_task, jobs_of, patch_spec, pods_of, sim, wait_phase
 from kubetask.kube import KubeSync, core_path, tasks_path
-from kubetask.operator.records import epoch
+from kubetask.operator.status import epoch
 from recorders import _Recorder
 
 RESOURCES = {"resources": {"cpu": "100m", "memory": "64Mi"}}

@@ -201,7 +201,6 @@ class Controller:
         self._task_locks = KeyedLocks()
         self.schedules: ScheduleReconciler | None = None  # the TaskSchedule side (schedule_controller.py)
         self.groups: GroupReconciler | None = None  # the TaskGroup side (group_controller.py)
-        self._dead_letter_counts: tuple[float, dict[tuple[str, str], int]] | None = None  # see _dead_letters
 
     async def process(self, key: Key, views: Views) -> None:
         if isinstance(key, TaskKey):
@@ -745,13 +744,13 @@ class Controller:
         for every queue each round: one pass, reused for half a round, keeps a round O(finished
         Tasks) instead of O(queues x finished Tasks)."""
         moment = asyncio.get_running_loop().time()
-        if self._dead_letter_counts is None or moment - self._dead_letter_counts[0] >= self.settings.queue_status_interval / 2:
+        if self.memory.dead_letter_counts is None or moment - self.memory.dead_letter_counts[0] >= self.settings.queue_status_interval / 2:
             counts: dict[tuple[str, str], int] = {}
             for record in views.finished_tasks():
                 if record.phase == Phase.FAILED.value:
                     counts[(record.namespace, record.queue)] = counts.get((record.namespace, record.queue), 0) + 1
-            self._dead_letter_counts = (moment, counts)
-        return self._dead_letter_counts[1]
+            self.memory.dead_letter_counts = (moment, counts)
+        return self.memory.dead_letter_counts[1]
 
     async def publish_queue_status(self, namespace: str, name: str, views: Views) -> None:
         queue = views.queue(namespace, name)

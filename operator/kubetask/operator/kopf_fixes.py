@@ -11,15 +11,31 @@ The fix notifies only when adding or dropping a toggle changes the set's overall
 only thing a `ToggleSet.wait_for` waiter can observe. A member toggle's own `turn_to()` still
 notifies the shared condition as before, so no wake-up a waiter needs is lost. `is_on()` stays
 cheap: the toggles in the set are the objects still being indexed, so `all()` stops at the first.
+
+`kopf._cogs` is private, so the patch is applied only to the code it was verified against: the
+source of `Toggle` and `ToggleSet` must hash to `VERIFIED_SHA256` (Kopf `VERIFIED_KOPF`, the
+version pyproject.toml pins). Anything else runs Kopf unpatched (correct, only slow at start-up)
+with a warning, and tests/unit/test_kopf_fixes.py fails. The upstream report and when to drop
+this module: docs/operator.md, "The Kopf start-up patch".
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from collections.abc import Callable, Iterable
 
 from kopf._cogs.aiokits import aiotoggles
 
 _Toggle, _ToggleSet = aiotoggles.Toggle, aiotoggles.ToggleSet
+VERIFIED_KOPF = "1.45.2"
+VERIFIED_SHA256 = "d6e5cbecbac307168c53aefc568911e37a1b59f6de406a026d1ddb0421daf5d0"
+
+
+def fingerprint() -> str:
+    """sha256 of Kopf's own `Toggle` and `ToggleSet` source (read from the file: unaffected by the patch)."""
+    source = inspect.getsource(aiotoggles.Toggle) + inspect.getsource(aiotoggles.ToggleSet)
+    return hashlib.sha256(source.encode()).hexdigest()
 
 
 async def _changing(self: aiotoggles.ToggleSet, change: Callable[[set[aiotoggles.Toggle]], None]) -> None:
@@ -47,9 +63,8 @@ async def _drop_toggles(self: aiotoggles.ToggleSet, toggles: Iterable[aiotoggles
 
 
 def apply() -> bool:
-    """Patch `ToggleSet` if it has the shape this fix was written for (Kopf 1.x); else leave it."""
-    probe = _ToggleSet(all)
-    if not (hasattr(probe, "_condition") and isinstance(getattr(probe, "_toggles", None), set)):
+    """Patch `ToggleSet` if its code is the code this fix was verified against; else leave it."""
+    if fingerprint() != VERIFIED_SHA256:
         return False
     _ToggleSet.make_toggle = _make_toggle  # type: ignore[method-assign]
     _ToggleSet.drop_toggle = _drop_toggle  # type: ignore[method-assign]

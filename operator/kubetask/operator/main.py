@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("httpx").setLevel(logging.WARNING)
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if not kopf_fixes.apply():
-        logging.getLogger("kubetask.operator").warning("Kopf's ToggleSet changed shape; start-up with many Tasks may be slow")
+        logging.getLogger("kubetask.operator").warning("Kopf's ToggleSet is not the code kopf_fixes was verified against (Kopf %s); "
+                                                       "running it unpatched: start-up with many Tasks may be slow", kopf_fixes.VERIFIED_KOPF)
     start_http_server(settings.metrics_port, addr=settings.metrics_host)
     namespaces = settings.namespaces
 

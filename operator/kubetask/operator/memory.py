@@ -22,6 +22,8 @@ what only this process knows, each part bounded and dropped as soon as it is no 
   may start (for the queue's status), and per Task the earliest start its status last named, so
   a throttled Task's status is rewritten only when that estimate really moves. Not the limit
   itself: that is derived from recorded start times on every admission (it survives restarts).
+- **dead-letter counts**: Failed Tasks per (namespace, queue), counted from the finished index
+  once per half queue-status round and reused by every queue's status of that round.
 - **pending pods**: the Pending pods of unfinished Jobs, from the periodic pending-pod check (the
   operator does not watch pods: a third of all events). Only for why a pod waits (Unschedulable);
   replaced wholesale by each check.
@@ -56,6 +58,8 @@ class Memory:
         self._pending_pods: dict[tuple[str, str], tuple[PodSummary, ...]] = {}  # (namespace, Job name) → its Pending pods
         self._throttled: dict[tuple[str, str], tuple[int, float | None]] = {}  # (namespace, queue) → (count, next start)
         self._start_estimates: dict[str, float] = {}  # task uid → the earliest start its status names
+        # (loop time counted, (namespace, queue) → Failed Tasks): see Controller._dead_letters
+        self.dead_letter_counts: tuple[float, dict[tuple[str, str], int]] | None = None
 
     def sizes(self) -> dict[str, int]:
         return {"written": len(self._written), "validated": len(self._validated),

@@ -12,10 +12,10 @@ cost the memory of 10,000 bodies.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from collections.abc import Mapping
 from typing import Any
 
+from kubetask.operator.status import epoch
 from kubetask.operator.webhooks import Record as WebhookRecord, records_of
 from kubetask.resources.scheduling import ANNOTATION_SCHEDULED_TIME, LABEL_SCHEDULE
 
@@ -30,15 +30,6 @@ GITOPS_MARKERS: tuple[tuple[str, str, str], ...] = (
     ("labels", "helm.toolkit.fluxcd.io/name", "Flux"),  # Flux helm-controller
 )
 RETAINED_CONDITION = "Retained"
-
-
-def epoch(timestamp: Any) -> float | None:
-    if not timestamp:
-        return None
-    try:
-        return datetime.fromisoformat(str(timestamp).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def gitops_owner(metadata: Mapping[str, Any]) -> str | None:

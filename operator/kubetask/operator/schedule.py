@@ -25,8 +25,8 @@ from typing import Any
 
 from cronsim import CronSim
 
-from kubetask.operator.records import ScheduledTask, epoch
-from kubetask.operator.status import condition, rfc3339
+from kubetask.operator.records import ScheduledTask
+from kubetask.operator.status import condition, epoch, rfc3339
 from kubetask.resources.cron import parse_schedule, run_times, zone
 from kubetask.resources.models import Phase
 from kubetask.resources.scheduling import scheduled_task_name

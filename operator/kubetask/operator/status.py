@@ -26,6 +26,16 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def epoch(timestamp: Any) -> float | None:
+    """Seconds since the epoch of an RFC 3339 timestamp, None when unset or unreadable."""
+    if not timestamp:
+        return None
+    try:
+        return datetime.fromisoformat(str(timestamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class PodSummary:
     name: str

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from kubetask.operator.records import epoch
+from kubetask.operator.status import epoch
 from kubetask.resources.models import API_VERSION, DEFAULT_WEBHOOK_EVENTS, MAX_WEBHOOK_RECORDS, webhook_url_problem
 
 SIGNATURE_HEADER = "Kubetask-Signature"
