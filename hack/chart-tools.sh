@@ -2,8 +2,8 @@
 # Tools and checks for the Helm chart in charts/kubetask.
 #
 #   hack/chart-tools.sh ensure           build (once, cached) helm and kubeconform; print the bin dir
-#   hack/chart-tools.sh sync             copy crds/*.yaml and the example TaskTypes into the chart
-#   hack/chart-tools.sh sync-crds        only the CRDs
+#   hack/chart-tools.sh sync             copy crds/*.yaml, policies/*.yaml and the example TaskTypes into the chart
+#   hack/chart-tools.sh sync-crds        only the CRDs (and policies/)
 #   hack/chart-tools.sh sync-tasktypes   only the example TaskTypes
 #   hack/chart-tools.sh check-sync       fail when the chart's copies drifted from their sources
 #   hack/chart-tools.sh schemas [OUT]    kubeconform schemas (cached); print their dir
@@ -81,6 +81,11 @@ sync_crds() {
   rm -f "$chart"/files/crds/*.yaml
   cp "$repo"/crds/*.yaml "$chart/files/crds/"
   step "copied $(find "$repo/crds" -maxdepth 1 -name '*.yaml' | wc -l) CRDs into charts/kubetask/files/crds/"
+  # The admission policies go with the CRDs: the handler policy guards tasks/status (docs/security.md).
+  mkdir -p "$chart/files/policies"
+  rm -f "$chart"/files/policies/*.yaml
+  cp "$repo"/policies/*.yaml "$chart/files/policies/"
+  step "copied policies/*.yaml into charts/kubetask/files/policies/"
 }
 
 sync_tasktypes() {
@@ -101,6 +106,12 @@ check_sync() {
   done
   for f in "$chart"/files/crds/*.yaml; do
     [[ -e "$repo/crds/$(basename "$f")" ]] || { echo "drift: charts/kubetask/files/crds/$(basename "$f") has no source in crds/" >&2; drift=1; }
+  done
+  for f in "$repo"/policies/*.yaml; do
+    cmp -s "$f" "$chart/files/policies/$(basename "$f")" || { echo "drift: policies/$(basename "$f") differs from charts/kubetask/files/policies/" >&2; drift=1; }
+  done
+  for f in "$chart"/files/policies/*.yaml; do
+    [[ -e "$repo/policies/$(basename "$f")" ]] || { echo "drift: charts/kubetask/files/policies/$(basename "$f") has no source in policies/" >&2; drift=1; }
   done
   for f in "$repo"/handlers-images/examples/*/tasktype.yaml; do
     name="$(basename "$(dirname "$f")")"

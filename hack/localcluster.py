@@ -236,7 +236,10 @@ class LocalCluster:
         self._wait(kubectl, ["wait", "--for=condition=Ready", "node", "--all", "--timeout=60s"], "nodes Ready", env)
         self._wait(kubectl, ["get", "serviceaccount", "default", "-n", "default"], "the default ServiceAccount", env, retries=60)
         if install_crds:
-            crds = subprocess.run([*kubectl, "apply", "--server-side", "-f", str(REPO / "crds")], capture_output=True, text=True, env=env)
+            # policies/ goes with the CRDs: the admission policy that keeps handlers to progress
+            # (docs/security.md) must guard tasks/status from the first Task on.
+            crds = subprocess.run([*kubectl, "apply", "--server-side", "-f", str(REPO / "crds"), "-f", str(REPO / "policies")],
+                                  capture_output=True, text=True, env=env)
             if crds.returncode != 0:
                 self._report_failure(f"installing the CRDs failed:\n{crds.stderr}")
             self._wait(kubectl, ["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"], "CRDs established", env)

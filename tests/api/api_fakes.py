@@ -45,6 +45,7 @@ class FakeKube:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         self.tokens: dict[str, dict[str, Any]] = {ADMIN_TOKEN: {"username": "alice", "uid": "u-1", "groups": ["team-a"]}}
         self.allow: Callable[[dict[str, Any], dict[str, Any]], bool] = lambda user, attributes: True
+        self.watch_error: BaseException | None = None  # raised by every watch while set (a bug's stand-in), also mid-watch at the next event
 
     # -- helpers for tests ---------------------------------------------------------------------
     def put(self, plural: str, namespace: str, name: str, spec: dict[str, Any], status: dict[str, Any] | None = None,
@@ -153,12 +154,16 @@ class FakeKube:
         match = PATH.match(path)
         assert match, path
         namespace, plural, _, _ = match.groups()
+        if self.watch_error is not None:
+            raise self.watch_error
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         entry = (plural, namespace, queue)
         self.watchers.append(entry)
         try:
             while True:
                 event = await queue.get()
+                if self.watch_error is not None:
+                    raise self.watch_error
                 if event.get("type") == "ERROR" and event["object"].get("code") == 410:
                     yield event
                     return

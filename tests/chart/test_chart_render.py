@@ -47,7 +47,8 @@ def test_default_render(render: Render) -> None:
     crds = len(list((CHART / "files" / "crds").glob("*.yaml")))  # one per kind, whatever kinds there are
     assert crds >= 5
     assert kinds == sorted(["CustomResourceDefinition"] * crds + ["ServiceAccount"] * 2 + ["ClusterRole"] * 2 + ["ClusterRoleBinding"] * 2
-                           + ["Deployment"] * 2 + ["Service", "TaskQueue", "Role", "RoleBinding"])
+                           + ["Deployment"] * 2 + ["Service", "TaskQueue", "Role", "RoleBinding"]
+                           + ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"])  # the handler policy, with the CRDs
     for doc in docs:
         labels = doc["metadata"]["labels"]
         assert labels["app.kubernetes.io/managed-by"] == "Helm" and labels["app.kubernetes.io/part-of"] == "kubetask"
@@ -179,6 +180,7 @@ def test_lease_name_follows_the_release(render: Render) -> None:
 def test_crds_disabled_and_gateway_off(render: Render) -> None:
     docs = render(values=[REPO / "tests/chart/values/no-crds.yaml"])
     assert not find(docs, "CustomResourceDefinition")
+    assert not find(docs, "ValidatingAdmissionPolicy"), "the handler policy belongs to the release that owns the CRDs"
     assert not [d for d in docs if "gateway" in d["metadata"]["name"]]
     assert not find(docs, "TaskQueue")
     one(docs, "Deployment", "kubetask-operator")
@@ -187,6 +189,22 @@ def test_crds_disabled_and_gateway_off(render: Render) -> None:
 def test_crds_not_kept(render: Render) -> None:
     for crd in find(render(sets={"crds": {"keep": False}}), "CustomResourceDefinition"):
         assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
+
+
+def test_rendered_handler_policy_is_the_shipped_one(render: Render) -> None:
+    """policies/ as `make up` applies it; labels and the keep annotation (with crds.keep) added."""
+    sources = [d for d in yaml.safe_load_all((REPO / "policies" / "kubetask.io_handler-progress-only.yaml").read_text()) if d]
+    docs = render()
+    for source in sources:
+        got = one(docs, source["kind"], source["metadata"]["name"])
+        assert got["spec"] == source["spec"], f"{source['kind']}: spec changed in rendering"
+        assert got["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert source["metadata"]["labels"].items() <= got["metadata"]["labels"].items()
+    for doc in find(render(sets={"crds": {"keep": False}}), "ValidatingAdmissionPolicy"):
+        assert "helm.sh/resource-policy" not in (doc["metadata"].get("annotations") or {})
+    off = render(sets={"crds": {"handlerPolicy": False}})
+    assert not find(off, "ValidatingAdmissionPolicy") and not find(off, "ValidatingAdmissionPolicyBinding")
+    assert find(off, "CustomResourceDefinition")
 
 
 def test_rendered_crds_are_the_generated_ones(render: Render) -> None:
@@ -383,6 +401,8 @@ def test_chart_copies_match_their_sources() -> None:
     chart_tools("check-sync")
     for source in sorted((REPO / "crds").glob("*.yaml")):
         assert (CHART / "files" / "crds" / source.name).read_bytes() == source.read_bytes(), f"run hack/chart-tools.sh sync ({source.name})"
+    for source in sorted((REPO / "policies").glob("*.yaml")):
+        assert (CHART / "files" / "policies" / source.name).read_bytes() == source.read_bytes(), f"run hack/chart-tools.sh sync ({source.name})"
     examples = sorted((REPO / "handlers-images" / "examples").glob("*/tasktype.yaml"))
     assert examples
     for source in examples:
@@ -395,7 +415,7 @@ def test_chart_copies_match_their_sources() -> None:
 
 def test_check_sync_detects_drift(tmp_path: Path) -> None:
     """The drift check itself fails when a copy differs (run on a scratch copy of the repo layout)."""
-    for rel in ("hack/chart-tools.sh", "crds", "charts/kubetask/files", "handlers-images/examples"):
+    for rel in ("hack/chart-tools.sh", "crds", "policies", "charts/kubetask/files", "handlers-images/examples"):
         src, dst = REPO / rel, tmp_path / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(["cp", "-r", str(src), str(dst)], check=True)

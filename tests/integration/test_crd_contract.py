@@ -6,6 +6,8 @@ must leave the stored object exactly as it was."""
 from __future__ import annotations
 
 import copy
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,6 +46,11 @@ INVALID_CREATES: list[tuple[str, str, dict[str, Any], str]] = [
     ("bad-cpu", "tasks", task({**S, "resources": {"cpu": "lots"}}), "spec.resources.cpu"),
     ("bad-memory", "tasks", task({**S, "resources": {"memory": "5 Gi"}}), "spec.resources.memory"),
     ("negative-gpu", "tasks", task({**S, "resources": {"gpu": -1}}), "spec.resources.gpu"),
+    # isQuantity admits these; CEL's quantity() comparison refuses them (issue #16).
+    ("negative-memory", "tasks", task({**S, "resources": {"memory": "-1Gi"}}), "spec.resources.memory: Invalid value"),
+    ("negative-cpu", "tasks", task({**S, "resources": {"cpu": "-500m"}}), "spec.resources.cpu: Invalid value"),
+    ("zero-cpu", "tasks", task({**S, "resources": {"cpu": "0"}}), "spec.resources.cpu: Invalid value"),
+    ("zero-memory", "tasks", task({**S, "resources": {"memory": "0Mi"}}), "spec.resources.memory: Invalid value"),
     ("absurd-gpu", "tasks", task({**S, "resources": {"gpu": 1000}}), "spec.resources.gpu"),
     ("parameters-not-object", "tasks", task({**S, "parameters": "x=1"}), "spec.parameters"),
     ("too-many-parameters", "tasks", task({**S, "parameters": {f"k{i}": i for i in range(65)}}), "spec.parameters"),
@@ -59,8 +66,16 @@ INVALID_CREATES: list[tuple[str, str, dict[str, Any], str]] = [
     ("type-not-string", "tasks", task({"type": 7}), "spec.type"),
     ("tasktype-without-image", "tasktypes", tasktype({"command": ["run"]}), "spec.image: Required value"),
     ("tasktype-bad-limit", "tasktypes", tasktype({"image": "i", "limits": {"cpu": "abc"}}), "spec.limits.cpu"),
+    ("tasktype-negative-limit", "tasktypes", tasktype({"image": "i", "limits": {"memory": "-1Gi"}}), "spec.limits.memory: Invalid value"),
+    ("tasktype-zero-limit", "tasktypes", tasktype({"image": "i", "limits": {"cpu": "0"}}), "spec.limits.cpu: Invalid value"),
+    ("tasktype-negative-default", "tasktypes", tasktype({"image": "i", "defaults": {"resources": {"memory": "-1Gi"}}}),
+     "spec.defaults.resources.memory: Invalid value"),
     ("tasktype-bad-env-name", "tasktypes", tasktype({"image": "i", "env": [{"name": "1BAD", "value": "x"}]}), "spec.env[0].name"),
     ("queue-negative-max", "taskqueues", queue({"maxRunning": -1}), "spec.maxRunning"),
+    ("schedule-negative-memory", "taskschedules",
+     {"apiVersion": API, "kind": "TaskSchedule", "metadata": {"name": "s"},
+      "spec": {"schedule": "* * * * *", "taskTemplate": {"spec": {**S, "resources": {"memory": "-1Gi"}}}}},
+     "spec.taskTemplate.spec.resources.memory: Invalid value"),
     ("queue-unknown-field", "taskqueues", queue({"maxRuning": 3}), 'unknown field "spec.maxRuning"'),
 ]
 
@@ -74,6 +89,30 @@ def test_invalid_manifest_is_rejected_naming_the_field(kube: KubeSync, namespace
     with pytest.raises(ApiError) as missing:  # nothing was stored
         kube.get(tasks_path(namespace, body["metadata"]["name"], plural=plural))
     assert missing.value.status == 404
+
+
+@pytest.mark.parametrize("cpu,memory", [("100m", "512Mi"), ("1", "1Gi"), ("0.5", "1e9"), ("+2", "1.5Gi"), ("1e3", "128974848")])
+def test_positive_quantities_in_every_spelling_are_accepted(kube: KubeSync, namespace: str, cpu: str, memory: str) -> None:
+    stored = kube.create(tasks_path(namespace), task({**S, "resources": {"cpu": cpu, "memory": memory}}), fieldValidation="Strict")
+    assert stored["spec"]["resources"] == {"cpu": cpu, "memory": memory}
+    kube.create(tasks_path(namespace, plural="tasktypes"), tasktype({"image": "i", "limits": {"cpu": cpu, "memory": memory},
+                                                                     "defaults": {"resources": {"cpu": cpu, "memory": memory}}}))
+
+
+def test_kubectl_apply_names_the_negative_quantity(namespace: str, bin_dir: Path, kubeconfig: Path) -> None:
+    manifest = "apiVersion: kubetask.io/v1alpha1\nkind: Task\nmetadata: {name: t}\nspec:\n  type: echo\n  resources: {memory: -1Gi}\n"
+    done = subprocess.run([str(bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig), "-n", namespace, "apply", "-f", "-"],
+                          input=manifest, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "spec.resources.memory" in done.stderr and "must be a positive Kubernetes quantity" in done.stderr, done.stderr
+
+
+def test_parameter_size_beyond_the_key_count_is_left_to_the_gateway_and_operator(kube: KubeSync, namespace: str) -> None:
+    """What docs/resources.md ("Where parameters are bounded") says the API server does NOT refuse:
+    90 KB of parameters in 64 keys or fewer. If this starts failing, the API server has learnt to
+    bound them: update that section (and drop the operator's then-dead path) rather than this test."""
+    big = kube.create(tasks_path(namespace), task({**S, "parameters": {"blob": "x" * 90_000}}, name="big"), fieldValidation="Strict")
+    assert len(big["spec"]["parameters"]["blob"]) == 90_000
 
 
 STORED = {"type": "echo", "parameters": {"n": 1}, "retries": 2, "queue": "default", "resources": {"cpu": "100m"}}

@@ -54,3 +54,20 @@ async def test_adding_and_dropping_still_wakes_on_a_state_change() -> None:
     await toggles.drop_toggles([blocker])  # off → on
     await asyncio.wait_for(on_waiter, timeout=5)
     assert condition.notifications == 2
+
+
+def test_the_patched_kopf_code_is_the_code_the_fix_was_verified_against() -> None:
+    """Fails loudly on a Kopf upgrade. Then: re-read Kopf's aiotoggles.py; if upstream fixed the
+    wake-ups (docs/operator.md, "The Kopf start-up patch"), delete kopf_fixes; otherwise re-verify
+    the patch (these tests, and the restart benchmark), then update VERIFIED_KOPF, VERIFIED_SHA256
+    and the pin in pyproject.toml together."""
+    from importlib.metadata import version
+
+    installed = version("kopf")
+    assert installed == kopf_fixes.VERIFIED_KOPF, (
+        f"Kopf {installed} is installed, but kopf_fixes was verified on Kopf {kopf_fixes.VERIFIED_KOPF} only; "
+        "see this test's docstring")
+    assert kopf_fixes.fingerprint() == kopf_fixes.VERIFIED_SHA256, (
+        "Kopf's Toggle/ToggleSet source is not the code kopf_fixes was verified against, so the operator runs "
+        "Kopf unpatched; see this test's docstring")
+    assert kopf_fixes.apply()

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from kubetask.operator.resolve import resolve
 from kubetask.resources import crdgen
-from kubetask.resources.models import MAX_PARAMETERS_BYTES, TaskSpec
+from kubetask.resources.models import MAX_PARAMETERS_BYTES, QUANTITY_CEL, TaskSpec, TaskTypeSpec
 from kubetask.resources.quantity import parse_quantity
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,6 +40,46 @@ def test_task_spec_rejects_unknown_fields_and_bad_values_with_paths() -> None:
 def test_oversized_parameters_are_rejected() -> None:
     with pytest.raises(ValidationError, match="bytes serialized"):
         TaskSpec.model_validate({"type": "echo", "parameters": {"blob": "x" * MAX_PARAMETERS_BYTES}})
+
+
+# The gateway must refuse what the API server's QUANTITY_CEL refuses (tests/integration/test_crd_contract.py
+# proves the API server side with the same values): negative and zero quantities, in requests and limits.
+NOT_POSITIVE = ["-1Gi", "-500m", "0", "0Mi", "0.0", "-0"]
+POSITIVE = ["100m", "1", "0.5", "1e3", "+2", "1.5Gi", "128974848", "1e9"]
+
+
+def test_the_crd_rule_is_a_positive_quantity() -> None:
+    (rule,) = QUANTITY_CEL["x-kubernetes-validations"]
+    assert rule["rule"] == "isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))"
+
+
+@pytest.mark.parametrize("text", NOT_POSITIVE)
+def test_not_positive_quantities_are_refused_in_task_resources(text: str) -> None:
+    for field in ("cpu", "memory"):
+        with pytest.raises(ValidationError) as error:
+            TaskSpec.model_validate({"type": "echo", "resources": {field: text}})
+        assert {".".join(str(p) for p in e["loc"]) for e in error.value.errors()} == {f"resources.{field}"}
+
+
+@pytest.mark.parametrize("text", NOT_POSITIVE)
+def test_not_positive_quantities_are_refused_in_tasktype_limits_and_defaults(text: str) -> None:
+    for spec, where in (({"limits": {"memory": text}}, "limits.memory"), ({"defaults": {"resources": {"cpu": text}}}, "defaults.resources.cpu")):
+        with pytest.raises(ValidationError) as error:
+            TaskTypeSpec.model_validate({"image": "i", **spec})
+        assert {".".join(str(p) for p in e["loc"]) for e in error.value.errors()} == {where}
+
+
+@pytest.mark.parametrize("text", POSITIVE)
+def test_positive_quantities_are_accepted_everywhere(text: str) -> None:
+    TaskSpec.model_validate({"type": "echo", "resources": {"cpu": text, "memory": text}})
+    TaskTypeSpec.model_validate({"image": "i", "limits": {"cpu": text, "memory": text}, "defaults": {"resources": {"cpu": text, "memory": text}}})
+
+
+def test_parameters_the_api_server_lets_through_are_refused_by_the_gateway() -> None:
+    """The API server bounds only the key count (docs/resources.md, "Where parameters are bounded");
+    90 KB in one key passes it (test_crd_contract.py) and must not pass the models."""
+    with pytest.raises(ValidationError, match="bytes serialized"):
+        TaskSpec.model_validate({"type": "echo", "parameters": {"blob": "x" * 90_000}})
 
 
 def test_resolve_checks_schema_and_limits() -> None:

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 
-from kubetask.api import dashboard, errors
+from kubetask.api import dashboard, errors, selectors
 from kubetask.api.auth import Authorizer, DevAuthorizer, KubeAuthorizer
 from kubetask.api.errors import GatewayError
 from kubetask.api.logs import LogSource
 from kubetask.api.metrics import GatewayMetrics
-from kubetask.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from kubetask.api.middleware import BodyLimitMiddleware, MethodMiddleware, MetricsMiddleware
 from kubetask.api.routes import deadletter, groups, health, registry, schedules, tasks
 from kubetask.api.service import Gateway, KubeClient, batch_failure
 from kubetask.api.settings import GatewaySettings
@@ -121,9 +123,109 @@ def create_app(settings: GatewaySettings | None = None, kube: KubeClient | None 
     app.include_router(health.router)
     dashboard.mount(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MethodMiddleware, document=lambda: app.openapi())  # outside the body limit: a 405 reads no body
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.state.metrics = metrics
+    _declare_body_errors(app, settings)
     return app
+
+
+def _declare_body_errors(app: FastAPI, settings: GatewaySettings) -> None:
+    """Every operation that takes a body can answer 400 (not JSON, or a bad Content-Length) and 413
+    (over max_body_bytes, from BodyLimitMiddleware) before any route runs: say so in the document."""
+    build = app.openapi
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                if isinstance(operation, dict) and "requestBody" in operation:
+                    responses = operation.setdefault("responses", {})
+                    for status, description in (("400", "The body is not JSON (or Content-Length is not a number)"),
+                                                ("413", "The body is larger than max_body_bytes")):
+                        responses.setdefault(status, {"description": description, "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
+        _tighten(schema, settings)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = document  # type: ignore[method-assign]
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for child in node.values():
+            yield from _walk(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _walk(child)
+
+
+LABEL_KEY = selectors.LABEL_KEY_PATTERN
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+POSITIVE_QUANTITY = r"^\+?([0-9]*[1-9][0-9]*([.][0-9]*)?|[0-9]*[.][0-9]*[1-9][0-9]*)([mkMGTPE]|[KMGTPE]i)?$"
+
+
+def _tighten(schema: dict[str, Any], settings: GatewaySettings) -> None:
+    """Constraints the gateway enforces that the shared models cannot state, so that a request valid by
+    the document is not refused for its shape (schemathesis checks both ways):
+
+    - `after` names each Task once: the CRD cannot say so (Kubernetes refuses uniqueItems in
+      structural schemas), so the operator's model does not;
+    - a new Task (SubmitRequest, also each batch item) starts at `rerun` 0 and not cancelled, while
+      the shared `TaskSpec` (also in answers) allows any run;
+    - every `labelSelector` follows the selector syntax (see selectors.SELECTOR_PATTERN);
+    - `resources.cpu` and `.memory` are positive quantities (the CRD says it in CEL, which no
+      OpenAPI tool reads; the pattern is narrower: no exponents);
+    - `labels` and `annotations` have valid keys, labels valid values; `Idempotency-Key` is
+      printable ASCII (submit.idempotency_key_problem);
+    - a batch and a by-name re-run hold at most this gateway's batch_max_items / rerun_max_items."""
+    components = schema.get("components", {}).get("schemas", {})
+    for node in _walk(schema):
+        properties = node.get("properties")
+        if not isinstance(properties, dict):
+            continue
+        after = properties.get("after")
+        if isinstance(after, dict) and "items" in json.dumps(after):
+            after["uniqueItems"] = True
+        selector = properties.get("labelSelector")
+        if isinstance(selector, dict):
+            selector["pattern"] = selectors.SELECTOR_PATTERN
+        for field, value_pattern in (("labels", LABEL_VALUE), ("annotations", None)):
+            prop = properties.get(field)
+            for variant in [prop, *(prop.get("anyOf") or [])] if isinstance(prop, dict) else []:
+                if isinstance(variant, dict) and variant.get("type") == "object":
+                    variant["propertyNames"] = {"pattern": LABEL_KEY}
+                    if value_pattern is not None:
+                        variant["additionalProperties"] = {"type": "string", "pattern": value_pattern}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                if parameter.get("name") == "Idempotency-Key":
+                    for variant in [parameter.get("schema", {}), *parameter.get("schema", {}).get("anyOf", [])]:
+                        if variant.get("type") == "string" or variant is parameter.get("schema"):
+                            variant["pattern"] = r"^[!-~]+$"
+    for field in ("cpu", "memory"):
+        quantity = components.get("Resources", {}).get("properties", {}).get(field)
+        if isinstance(quantity, dict):
+            quantity["pattern"] = POSITIVE_QUANTITY
+    for model, field, bound in (("BatchRequest", "items", settings.batch_max_items),
+                                ("DeadLetterRerunRequest", "names", settings.rerun_max_items)):
+        prop = components.get(model, {}).get("properties", {}).get(field)
+        for variant in [prop, *(prop.get("anyOf") or [])] if isinstance(prop, dict) else []:
+            if isinstance(variant, dict) and variant.get("type") == "array":
+                variant["maxItems"] = min(int(variant.get("maxItems", bound)), bound)
+    if "TaskSpec" in components and "SubmitRequest" in components:
+        new = copy.deepcopy(components["TaskSpec"])
+        new["title"] = "NewTaskSpec"
+        new["properties"]["rerun"] = {**new["properties"].get("rerun", {}), "maximum": 0}
+        new["properties"]["cancel"] = {**new["properties"].get("cancel", {}), "enum": [False]}
+        components["NewTaskSpec"] = new
+        spec = components["SubmitRequest"]["properties"]["spec"]
+        spec["$ref"] = "#/components/schemas/NewTaskSpec"
 
 
 def openapi(settings: GatewaySettings | None = None) -> dict[str, Any]:

@@ -130,7 +130,13 @@ class ResourceCache:
         return all(i.synced and i.healthy for i in self.informers)
 
     def problems(self) -> list[str]:
-        return [f"{self.plural} in {i.scope}: {i.last_error or 'not listed yet'}" for i in self.informers if not (i.synced and i.healthy)]
+        found = [f"{self.plural} in {i.scope}: {i.last_error or 'not listed yet'}" for i in self.informers if not (i.synced and i.healthy)]
+        # The flags above are only as current as the loop that sets them: a loop that ended (it never
+        # should, but a bug or a BaseException can end it) leaves them frozen at their last value.
+        for task in self._tasks:
+            if task.done():
+                found.append(f"{self.plural}: the informer {task.get_name()} stopped: {_ending(task)}")
+        return found
 
     # -- subscriptions ---------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -195,6 +201,13 @@ class ResourceCache:
         self._tasks = []
 
 
+def _ending(task: asyncio.Task[None]) -> str:
+    if task.cancelled():
+        return "cancelled"
+    error = task.exception()
+    return f"{type(error).__name__}: {error}" if error is not None else "returned"
+
+
 class Gone(Exception):
     """The watch's resourceVersion is too old (410): list again."""
 
@@ -232,6 +245,9 @@ class Informer:
                 self._failed(f"{error.status} {error.reason}: {error.message}", f"http_{error.status}")
             except (httpx.HTTPError, OSError, ValueError, KeyError) as error:
                 self._failed(f"{type(error).__name__}: {error}", "error")
+            except Exception as error:  # a bug here must not leave a frozen cache that reports ready
+                log.exception("%s cache (%s): unexpected error in list/watch", self.cache.plural, self.scope)
+                self._failed(f"unexpected {type(error).__name__}: {error}", "unexpected")
             await asyncio.sleep(backoff * (1 + random.random() / 2))
             backoff = min(backoff * 2, 30.0)
 

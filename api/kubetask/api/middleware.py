@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -72,6 +74,53 @@ class BodyLimitMiddleware:
             return await receive()  # after the body: wait for the disconnect, as the server would deliver it
 
         await self.app(scope, replay, send)
+
+
+def _literal(template: str) -> int:
+    """How much of a path template is fixed text: `/tasks/{name}:cancel` beats `/tasks/{name}`."""
+    return len(re.sub(r"\{[^}]*\}", "", template))
+
+
+class MethodMiddleware:
+    """405 with an `Allow` that lists every method of the path, decided by the most specific template.
+
+    Starlette answers 405 only when no route matches path and method, with the `Allow` of one route
+    (one method, as every operation is its own route). And `GET .../tasks/x:cancel` matches
+    `GET .../tasks/{name}` with the name `x:cancel`, so it became a 422 for an invalid name. Here
+    the path belongs to its most specific template of the OpenAPI document (most fixed text; no valid
+    name contains a colon), and a method that template does not have is 405, whatever a looser
+    template would take. Paths outside the document (/docs, the dashboard) pass untouched."""
+
+    def __init__(self, app: ASGIApp, document: Callable[[], dict[str, Any]]) -> None:
+        self.app = app
+        self.document = document
+        self._templates: list[tuple[re.Pattern[str], list[str]]] | None = None
+
+    def templates(self) -> list[tuple[re.Pattern[str], list[str]]]:
+        """(path regex, its methods), most specific first; built once from the document."""
+        if self._templates is None:
+            found = []
+            for template, operations in self.document().get("paths", {}).items():
+                regex = "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in re.split(r"(\{[^}]*\})", template))
+                methods = sorted(m.upper() for m in operations if m.upper() in KNOWN_METHODS)
+                found.append((_literal(template), re.compile(f"^{regex}$"), methods))
+            self._templates = [(regex, methods) for _, regex, methods in sorted(found, key=lambda t: -t[0])]
+        return self._templates
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path, root = str(scope.get("path", "")), str(scope.get("root_path", ""))
+            path = path[len(root):] if root and path.startswith(root) else path
+            method = str(scope.get("method", ""))
+            for regex, methods in self.templates():
+                if regex.match(path):
+                    if method not in methods:
+                        allow = ", ".join(methods)
+                        await _send_error(send, 405, f"{method} is not allowed on {scope.get('path')}; use {allow}",
+                                          [(b"allow", allow.encode())])
+                        return
+                    break
+        await self.app(scope, receive, send)
 
 
 class MetricsMiddleware:

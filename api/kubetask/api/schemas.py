@@ -309,8 +309,13 @@ class DeadLetterFilter(Strict):
 class DeadLetterRerunRequest(Strict):
     """Exactly one of `names` and `filter`."""
 
+    # deadletter.check enforces both, with precise messages; the document says so too (schemathesis).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "oneOf": [{"required": ["names"], "properties": {"names": {"type": "array"}, "filter": {"type": "null"}}},
+                  {"required": ["filter"], "properties": {"filter": {"type": "object"}, "names": {"type": "null"}}}]})
+
     names: list[Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN)]] | None = Field(
-        None, min_length=1, max_length=MAX_RERUN_NAMES,
+        None, min_length=1, max_length=MAX_RERUN_NAMES, json_schema_extra={"uniqueItems": True},
         description="These Tasks (at most the gateway's rerun_max_items, default 100); each must be dead-lettered.")
     filter: DeadLetterFilter | None = Field(
         None, description="Every dead-lettered Task that matches, newest first, up to the gateway's rerun_max_items per call "

@@ -16,6 +16,25 @@ LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _TOKEN = re.compile(r"\s*(!=|==|=|\(|\)|,|!|[^\s!=(),]+)")
 
 
+def _selector_pattern() -> str:
+    """The selector syntax as one regular expression, for the OpenAPI document: every string it
+    matches, `parse` accepts (it is narrower: spaces only, prefixes of at most 3 DNS labels)."""
+    label = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+    name = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+    key = rf"({label}(\.{label}){{0,2}}/)?{name}"
+    value = name  # a label value, non-empty
+    requirement = (rf"(!\x20*{key}|{key}(\x20*(=|==|!=)\x20*({value})?"
+                   rf"|\x20+(in|notin)\x20*\(\x20*{value}(\x20*,\x20*{value})*\x20*\))?)")
+    return rf"^(\x20*{requirement}(\x20*,\x20*{requirement})*\x20*)?$"
+
+
+SELECTOR_PATTERN = _selector_pattern()
+# A label (or annotation) key as one regular expression, for the OpenAPI document (prefixes of at
+# most 3 DNS labels, narrower than label_key_problem).
+_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+LABEL_KEY_PATTERN = rf"^({_LABEL}(\.{_LABEL}){{0,2}}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{{0,61}}[A-Za-z0-9])?$"
+
+
 def label_key_problem(key: str) -> str | None:
     """Why `key` is not a valid label (or annotation) key, or None."""
     if "/" in key:

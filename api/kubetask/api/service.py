@@ -23,6 +23,7 @@ from kubetask.api.errors import GatewayError, error_info, from_api_error, invali
 from kubetask.api.metrics import GatewayMetrics
 from kubetask.api.schemas import BatchGroup, ScheduleRequest, SubmitRequest, finished, task_view
 from kubetask.api.settings import GatewaySettings
+from kubetask.api.streams import StreamSlots
 from kubetask.kube import MERGE_PATCH, ApiError, Connection, tasks_path
 from kubetask.operator.naming import ANNOTATION_SUBMITTED_BY
 from kubetask.resources import scheduling
@@ -111,6 +112,7 @@ class Gateway:
         self.tasktypes = ResourceCache(kube, "tasktypes", namespaces, metrics, settings.watch_timeout_seconds)
         self.taskqueues = ResourceCache(kube, "taskqueues", namespaces, metrics, settings.watch_timeout_seconds)
         self.caches = (self.tasks, self.tasktypes, self.taskqueues)
+        self.streams = StreamSlots(settings.sse_max_streams_per_identity, settings.sse_max_streams, settings.sse_retry_after_seconds)
         self._webhooks: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}  # see _webhook
 
     def start(self) -> None:

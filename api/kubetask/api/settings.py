@@ -53,6 +53,10 @@ class GatewaySettings(BaseSettings):
     rerun_max_items: int = Field(default=100, ge=1, le=1000, description="Most dead-lettered Tasks one POST .../deadletter:rerun re-runs.")
     sse_keepalive_seconds: float = Field(default=15.0, gt=0, le=300, description="Seconds between keep-alive comments on idle event streams.")
     sse_max_seconds: int = Field(default=3600, ge=1, description="Longest an event stream stays open; clients reconnect after it.")
+    sse_max_streams_per_identity: int = Field(default=20, ge=1, description="Most event streams (both :watch kinds together) one "
+                                              "identity (user name) may hold open; more get 429 with Retry-After.")
+    sse_max_streams: int = Field(default=500, ge=1, description="Most event streams open on this gateway process in all; more get 429.")
+    sse_retry_after_seconds: int = Field(default=5, ge=1, le=300, description="Retry-After of a 429 for too many event streams.")
     watch_timeout_seconds: int = Field(default=300, ge=10, le=3600, description="timeoutSeconds of each cache watch request (it is then resumed).")
     ready_check_seconds: float = Field(default=2.0, ge=0, description="How long a successful API-server reachability check counts for /readyz.")
     root_path: str = Field(default="", description="URL prefix when served behind a proxy that strips it.")

@@ -18,13 +18,65 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from kubetask.api.cache import Event, ResourceCache, StreamOverflow, Subscription
-from kubetask.api.errors import error_info
+from kubetask.api.errors import GatewayError, error_info
 from kubetask.api.metrics import GatewayMetrics
 from kubetask.api.schemas import finished, task_view
 
 KEEPALIVE = b": keepalive\n\n"
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 MEDIA_TYPE = "text/event-stream"
+
+
+class StreamSlots:
+    """Caps on open event streams, per identity and in total.
+
+    Each stream holds a subscription queue (up to 1000 events) and an open connection for up to
+    `sse_max_seconds`; without a cap one token could open thousands (1,500 were measured: RSS
+    64 → 135 MB, not returned after they closed). Beyond a cap the answer is 429 with Retry-After,
+    before any subscription exists."""
+
+    def __init__(self, per_identity: int, total: int, retry_after_seconds: int) -> None:
+        self.per_identity, self.total, self.retry_after = per_identity, total, retry_after_seconds
+        self.open: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return sum(self.open.values())
+
+    def acquire(self, identity: str) -> Callable[[], None]:
+        """Take a slot or raise 429; the returned release may be called any number of times."""
+        if len(self) >= self.total:
+            raise self._refused(f"the gateway has {self.total} event streams open, its limit (sse_max_streams)")
+        if self.open.get(identity, 0) >= self.per_identity:
+            raise self._refused(f"{identity!r} has {self.per_identity} event streams open, the limit per identity "
+                                "(sse_max_streams_per_identity); close one first")
+        self.open[identity] = self.open.get(identity, 0) + 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            left = self.open.get(identity, 0) - 1
+            if left > 0:
+                self.open[identity] = left
+            else:
+                self.open.pop(identity, None)
+
+        return release
+
+    def _refused(self, message: str) -> GatewayError:
+        return GatewayError(429, f"too many event streams: {message}", reason="TooManyStreams",
+                            headers={"Retry-After": str(self.retry_after)})
+
+
+async def holding(slot: Callable[[], None], events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`events`, releasing `slot` when the stream ends, however it ends."""
+    try:
+        async for chunk in events:
+            yield chunk
+    finally:
+        slot()
 
 
 def sse(data: Any, event: str | None = None, id: str | None = None, retry_ms: int | None = None) -> bytes:

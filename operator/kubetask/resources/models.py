@@ -79,7 +79,12 @@ def cel(*rules: tuple[str, str] | tuple[str, str, str]) -> dict[str, Any]:
     return {"x-kubernetes-validations": validations}
 
 
-QUANTITY_CEL = cel(("isQuantity(self)", "must be a Kubernetes quantity such as 500m, 2, 512Mi or 4Gi"))
+# isQuantity alone admits "-1Gi" and "0": the operator would fail such a Task only later. Zero is
+# refused too, for requests and limits alike: a container limit of 0 means "no limit" to the
+# kubelet, the opposite of what it says, and a TaskType limit of 0 would refuse every Task asking
+# for any. (`&&` short-circuits, so quantity() only sees strings isQuantity accepted.)
+QUANTITY_CEL = cel(("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",
+                    "must be a positive Kubernetes quantity such as 500m, 2, 512Mi or 4Gi"))
 
 
 class Model(BaseModel):
@@ -98,8 +103,9 @@ class StatusModel(Model):
 
 
 def _check_quantity(value: str | None) -> str | None:
-    if value is not None:
-        parse_quantity(value)  # raises ValueError naming the problem
+    # The same rule as QUANTITY_CEL, so the gateway refuses what the API server would.
+    if value is not None and parse_quantity(value) <= 0:  # parse_quantity raises naming the problem
+        raise ValueError(f"{value!r} must be a positive quantity such as 500m, 2, 512Mi or 4Gi")
     return value
 
 

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from kubetask.api import deadletter
 from kubetask.api.auth import Action, User
 from kubetask.api.deps import Allow, Namespace, authorize, gateway
-from kubetask.api.routes.tasks import PREFIX, SelectorFilter, errors
+from kubetask.api.routes.tasks import PREFIX, ContinueToken, SelectorFilter, errors
 from kubetask.api.schemas import NAME_PATTERN, REASON_PATTERN, DeadLetterList, DeadLetterRerunRequest, DeadLetterRerunResponse
 from kubetask.api.service import Gateway
 from kubetask.resources.models import MAX_NAME
@@ -32,7 +32,7 @@ async def list_deadletter(
                                                     "DeadlineExceeded, InvalidParameters, ...).")] = None,
     label_selector: SelectorFilter = None,
     limit: Annotated[int | None, Query(ge=1, le=5000, description="Page size (default 100, at most the gateway's list_max_limit).")] = None,
-    continue_: Annotated[str | None, Query(alias="continue", max_length=1024, description="The token of the previous page.")] = None,
+    continue_: ContinueToken = None,
     user: User = Depends(Allow("list", named=False)),
     gw: Gateway = Depends(gateway),
 ) -> JSONResponse:

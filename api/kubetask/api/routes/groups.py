@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from kubetask.api import groups
 from kubetask.api.auth import User
 from kubetask.api.deps import Allow, Name, Namespace, gateway
-from kubetask.api.routes.tasks import PREFIX, errors
+from kubetask.api.routes.tasks import CONTINUE_DESCRIPTION, CONTINUE_PATTERN, PREFIX, errors
 from kubetask.api.schemas import GroupRequest, TaskGroupList, TaskGroupView
 from kubetask.api.service import Gateway
 
@@ -28,7 +28,8 @@ router = APIRouter(prefix=PREFIX, tags=["groups"])
 async def list_groups(
     namespace: Namespace,
     limit: Annotated[int | None, Query(ge=1, le=5000, description="Page size (default 100, at most the gateway's list_max_limit).")] = None,
-    continue_: Annotated[str | None, Query(alias="continue", max_length=4096, description="The token of the previous page.")] = None,
+    continue_: Annotated[str | None, Query(alias="continue", max_length=4096, json_schema_extra={"pattern": CONTINUE_PATTERN},
+                                           description=CONTINUE_DESCRIPTION + " (The API server's own token.)")] = None,
     user: User = Depends(Allow("list", groups.GROUPS, named=False)),
     gw: Gateway = Depends(gateway),
 ) -> JSONResponse:

@@ -10,8 +10,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
-from kubetask.api import groups, streams, submit
+from kubetask.api import groups, selectors, streams, submit
 from kubetask.api.auth import Action, User
 from kubetask.api.deps import Allow, Name, Namespace, authorize, gateway
 from kubetask.api.errors import ErrorBody, GatewayError
@@ -26,6 +27,7 @@ router = APIRouter(prefix=PREFIX, tags=["tasks"])
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     described = {400: "Malformed request", 401: "No or invalid token", 403: "Not allowed by the cluster's RBAC",
                  404: "Not found", 409: "Conflict", 413: "Too large", 422: "Invalid (details name the fields)",
+                 429: "Too many event streams open (see Retry-After)",
                  502: "The cluster failed to answer", 503: "The API server is unavailable"}
     return {code: {"model": ErrorBody, "description": described.get(code, "Error")} for code in (401, 403, *codes)}
 
@@ -34,13 +36,20 @@ SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"description": "A text/event-stream of Task events (see docs/gateway.md)",
           "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
 
+CONTINUE_PATTERN = r"^[A-Za-z0-9_-]*=*$"  # base64url, the gateway's tokens and the API server's alike
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=submit.MAX_IDEMPOTENCY_KEY,
                                               description="Makes a retried submission return the same Task instead of creating another.")]
 TypeFilter = Annotated[str | None, Query(max_length=63, description="Only Tasks of this TaskType.")]
 QueueFilter = Annotated[str | None, Query(max_length=63, description="Only Tasks of this TaskQueue.")]
 PhaseFilter = Annotated[Phase | None, Query(description="Only Tasks in this phase.")]
-SelectorFilter = Annotated[str | None, Query(alias="labelSelector", max_length=4096,
+# The patterns are in the document only (json_schema_extra): the parsers behind them accept at least
+# as much and name the problem precisely, where a pattern failure would only say "does not match".
+SelectorFilter = Annotated[str | None, Query(alias="labelSelector", max_length=4096, json_schema_extra={"pattern": selectors.SELECTOR_PATTERN},
                                              description="A Kubernetes label selector, e.g. team=a,env in (prod,dev).")]
+CONTINUE_DESCRIPTION = ("The `continue` token of the previous page, unchanged, with the same filters. It is opaque: a token "
+                        "that no page issued, or one issued for other filters, is 422, whatever it looks like.")
+ContinueToken = Annotated[str | None, Query(alias="continue", max_length=1024, json_schema_extra={"pattern": CONTINUE_PATTERN},
+                                            description=CONTINUE_DESCRIPTION)]
 
 
 def _key(value: str | None) -> str | None:
@@ -77,7 +86,9 @@ async def submit_task(
 
 @router.post("/tasks:batch", status_code=201, response_model=BatchResponse,
              summary="Submit several Tasks, all or none; with `group`, as the members of a new TaskGroup (needs create taskgroups too)",
-             responses=errors(409, 413, 422))
+             responses={207: {"model": BatchResponse, "description": "Checked and dry-run, but some items failed at the API server "
+                                                                     "(each item has its own status; the created ones stay)"},
+                        **errors(409, 413, 422)})
 async def submit_batch(
     request: Request,
     body: BatchRequest,
@@ -105,7 +116,7 @@ async def list_tasks(
     phase: PhaseFilter = None,
     label_selector: SelectorFilter = None,
     limit: Annotated[int | None, Query(ge=1, le=5000, description="Page size (default 100, at most the gateway's list_max_limit).")] = None,
-    continue_: Annotated[str | None, Query(alias="continue", max_length=1024, description="The token of the previous page.")] = None,
+    continue_: ContinueToken = None,
     user: User = Depends(Allow("list", named=False)),
     gw: Gateway = Depends(gateway),
 ) -> JSONResponse:
@@ -115,7 +126,7 @@ async def list_tasks(
 
 
 @router.get("/tasks:watch", response_class=StreamingResponse, summary="Stream changes of the matching Tasks (server-sent events)",
-            responses={**SSE_RESPONSE, **errors(422)})
+            responses={**SSE_RESPONSE, **errors(422, 429)})
 async def watch_tasks(
     namespace: Namespace,
     type: TypeFilter = None,
@@ -126,13 +137,15 @@ async def watch_tasks(
     gw: Gateway = Depends(gateway),
 ) -> StreamingResponse:
     matches = ListFilters(type, queue, phase.value if phase else None, label_selector).predicate()
+    slot = gw.streams.acquire(user.username)  # last: nothing after it raises, so the slot always reaches `holding`
     events = streams.list_events(gw.tasks, namespace, matches, keepalive=gw.settings.sse_keepalive_seconds,
                                  max_seconds=gw.settings.sse_max_seconds, metrics=gw.metrics)
-    return StreamingResponse(events, media_type=streams.MEDIA_TYPE, headers=streams.HEADERS)
+    return StreamingResponse(streams.holding(slot, events), media_type=streams.MEDIA_TYPE, headers=streams.HEADERS,
+                             background=BackgroundTask(slot))  # also releases if the body never started
 
 
 @router.get("/tasks/{name}:watch", response_class=StreamingResponse,
-            summary="Stream one Task's changes until it finishes (server-sent events)", responses={**SSE_RESPONSE, **errors(404)})
+            summary="Stream one Task's changes until it finishes (server-sent events)", responses={**SSE_RESPONSE, **errors(404, 429)})
 async def watch_task(
     namespace: Namespace,
     name: Name,
@@ -140,9 +153,11 @@ async def watch_task(
     gw: Gateway = Depends(gateway),
 ) -> StreamingResponse:
     first = await gw.read(gw.tasks, namespace, name, "Task")
+    slot = gw.streams.acquire(user.username)
     events = streams.task_events(gw.tasks, namespace, name, first, keepalive=gw.settings.sse_keepalive_seconds,
                                  max_seconds=gw.settings.sse_max_seconds, metrics=gw.metrics)
-    return StreamingResponse(events, media_type=streams.MEDIA_TYPE, headers=streams.HEADERS)
+    return StreamingResponse(streams.holding(slot, events), media_type=streams.MEDIA_TYPE, headers=streams.HEADERS,
+                             background=BackgroundTask(slot))
 
 
 @router.post("/tasks/{name}:cancel", status_code=202, response_model=TaskView, summary="Request cancellation (the Task record stays)",
