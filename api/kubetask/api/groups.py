@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from kubetask.api import schedules, submit
 from kubetask.api.auth import User
 from kubetask.api.errors import GatewayError, from_api_error, invalid, not_found
-from kubetask.api.schemas import BatchGroup, GroupRequest, SubmitRequest
+from kubetask.api.schemas import BatchGroup, GroupRequest, SubmitRequest, object_view
 from kubetask.kube import ApiError, tasks_path
 from kubetask.operator.naming import ANNOTATION_SUBMITTED_BY
 from kubetask.resources.grouping import LABEL_GROUP, callback_name, member_metadata
@@ -308,21 +308,10 @@ def phase(obj: dict[str, Any]) -> str:
 
 def view(obj: dict[str, Any]) -> dict[str, Any]:
     meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
-    annotations = meta.get("annotations") or {}
     finished = _condition(status, "Finished")
     name = meta.get("name", "")
     return {
-        "name": name,
-        "namespace": meta.get("namespace", ""),
-        "uid": meta.get("uid", ""),
-        "resourceVersion": meta.get("resourceVersion", ""),
-        "generation": meta.get("generation"),
-        "creationTimestamp": meta.get("creationTimestamp"),
-        "labels": meta.get("labels") or {},
-        "annotations": annotations,
-        "submittedBy": annotations.get(ANNOTATION_SUBMITTED_BY),
-        "spec": spec,
-        "status": status,
+        **object_view(obj),
         "phase": phase(obj),
         "finished": finished.get("status") == "True",
         "reason": finished.get("reason"),

@@ -79,38 +79,35 @@ class BatchRequest(Strict):
                           "Needs create on taskgroups besides create on tasks.")
 
 
-class GroupRequest(Strict):
+class ObjectMetadataRequest(Strict):
+    """The labels and annotations a created object (TaskGroup, TaskSchedule) may carry."""
+
+    labels: dict[str, str] = Field(
+        default_factory=dict, max_length=MAX_LABELS,
+        description=f"Labels of the object (at most {MAX_LABELS}; keys under kubetask.io/ are reserved).",
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict, max_length=MAX_ANNOTATIONS,
+        description=f"Annotations of the object (at most {MAX_ANNOTATIONS}; keys under kubetask.io/ are reserved).",
+    )
+
+
+class GroupRequest(ObjectMetadataRequest):
     """A TaskGroup to create empty: members join by the label kubetask.io/group=<name> (kubectl, or a batch)."""
 
     name: str = Field(
         ..., min_length=1, max_length=MAX_GROUP_NAME, pattern=NAME_PATTERN,
         description=f"The TaskGroup's name (at most {MAX_GROUP_NAME} characters: its callback Task is <name>-callback).",
     )
-    labels: dict[str, str] = Field(
-        default_factory=dict, max_length=MAX_LABELS,
-        description=f"Labels of the TaskGroup (at most {MAX_LABELS}; keys under kubetask.io/ are reserved).",
-    )
-    annotations: dict[str, str] = Field(
-        default_factory=dict, max_length=MAX_ANNOTATIONS,
-        description=f"Annotations of the TaskGroup (at most {MAX_ANNOTATIONS}; keys under kubetask.io/ are reserved).",
-    )
     spec: TaskGroupSpec = Field(default_factory=TaskGroupSpec, description="How many members to expect (size) and the callback.")
 
 
-class ScheduleRequest(Strict):
+class ScheduleRequest(ObjectMetadataRequest):
     """A TaskSchedule to create: its spec (the CRD's TaskScheduleSpec) and optional metadata."""
 
     name: str = Field(
         ..., min_length=1, max_length=MAX_SCHEDULE_NAME, pattern=NAME_PATTERN,
         description=f"The TaskSchedule's name (at most {MAX_SCHEDULE_NAME} characters: its Tasks are named <schedule>-<suffix>).",
-    )
-    labels: dict[str, str] = Field(
-        default_factory=dict, max_length=MAX_LABELS,
-        description=f"Labels of the TaskSchedule (at most {MAX_LABELS}; keys under kubetask.io/ are reserved).",
-    )
-    annotations: dict[str, str] = Field(
-        default_factory=dict, max_length=MAX_ANNOTATIONS,
-        description=f"Annotations of the TaskSchedule (at most {MAX_ANNOTATIONS}; keys under kubetask.io/ are reserved).",
     )
     spec: TaskScheduleSpec = Field(..., description="When to create Tasks and from which template; see the TaskSchedule CRD.")
 
@@ -430,10 +427,11 @@ def next_runs(spec: dict[str, Any], now: datetime, count: int = NEXT_RUNS) -> tu
     return [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in times], None
 
 
-def taskschedule_view(obj: dict[str, Any], now: datetime) -> dict[str, Any]:
-    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+def object_view(obj: dict[str, Any]) -> dict[str, Any]:
+    """What every view of a kubetask object (schedule, group) starts with: identity, metadata,
+    who submitted it, spec and status as stored."""
+    meta = obj.get("metadata") or {}
     annotations = meta.get("annotations") or {}
-    runs, message = next_runs(spec, now)
     return {
         "name": meta.get("name", ""),
         "namespace": meta.get("namespace", ""),
@@ -444,8 +442,16 @@ def taskschedule_view(obj: dict[str, Any], now: datetime) -> dict[str, Any]:
         "labels": meta.get("labels") or {},
         "annotations": annotations,
         "submittedBy": annotations.get(ANNOTATION_SUBMITTED_BY),
-        "spec": spec,
-        "status": status,
+        "spec": obj.get("spec") or {},
+        "status": obj.get("status") or {},
+    }
+
+
+def taskschedule_view(obj: dict[str, Any], now: datetime) -> dict[str, Any]:
+    spec = obj.get("spec") or {}
+    runs, message = next_runs(spec, now)
+    return {
+        **object_view(obj),
         "nextRuns": runs,
         "nextRunsMessage": message,
     }
