@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from harness import localcluster, wait_for
-from kubetask.kube import ApiError, KubeSync, core_path, tasks_path
+from kubetask.kube import ApiError, Connection, KubeSync, core_path, tasks_path
 
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
+
+
+def ca_file(connection: Connection, folder: Path) -> Path:
+    """The cluster's CA as a file, for a process of its own (a handler): kubetask keeps it in memory."""
+    assert connection.tls.ca is not None, "the test cluster is served over TLS with its own CA"
+    path = folder / "ca.crt"
+    path.write_bytes(connection.tls.ca)
+    return path
 
 
 def apply_tasktype(kube: KubeSync, namespace: str, name: str = "sim", **spec: Any) -> dict[str, Any]:

@@ -1,30 +1,54 @@
-"""A small Kubernetes API client on httpx, shared by the operator, the gateway and the tests.
+"""kubetask's door to the Kubernetes API, on the `kubernetes_asyncio` library.
 
-Why not the official clients: kubetask only needs JSON in, JSON out (create, get, list, patch,
-delete, watch) on a handful of paths, and dicts are what the pure functions take. Kopf keeps its
-own connection for watching; this one does the writes.
+The library does what every user's kubeconfig needs: `KUBECONFIG` lists merged the way kubectl
+merges them, context selection, `exec` credential plugins (how EKS, GKE, AKS and OIDC logins work),
+auth providers, in-cluster service accounts with rotating tokens, and TLS. Requests go through the
+library's `ApiClient` too, raw (`_preload_content=False`): kubetask's pure functions take and return
+plain dicts, so the generated model classes would only be converted there and back. The operator,
+the gateway and Kopf's own login (`kubetask.operator.handlers.login`) all start from
+`Connection.resolve`.
+
+What is ours, and why:
+- `Connection` keeps the TLS material in memory. The library writes inline certificate and key
+  data to temporary files and removes them only at exit (atexit, which SIGKILL skips); we read
+  them and remove them at once, and write them again only for the instant an ssl context loads
+  them (Python's ssl loads a client certificate from a file only), as Kopf does.
+- An exec plugin is run again when its token expires or the API server answers 401, as client-go
+  does; the library runs the plugin and parses its ExecCredential, but refreshes only from a
+  polling loop of the caller's.
+- `Kube` bounds the requests in flight and fences writes for leader election (see the class).
+- `KubeSync` is the tests', scripts' and benchmarks' synchronous client: httpx on the same resolved
+  configuration (the library has no synchronous flavour; the `kubernetes` package would be a second
+  copy of it for tests alone).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import contextlib
 import json
 import os
+import shutil
 import ssl
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
+import aiohttp
 import httpx
 import yaml
+from kubernetes_asyncio.client import ApiClient, Configuration
+from kubernetes_asyncio.config import ConfigException, incluster_config, kube_config
 
 from kubetask.resources.models import GROUP, VERSION
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 MERGE_PATCH = "application/merge-patch+json"
+EXPIRY_MARGIN = timedelta(seconds=10)  # run an exec plugin again this long before its token expires
 JSON_PATCH = "application/json-patch+json"
 
 
@@ -39,92 +63,293 @@ class ApiError(Exception):
         self.body = body or {}
 
     @classmethod
-    def from_response(cls, response: httpx.Response) -> ApiError:
+    def from_answer(cls, status: int, phrase: str, text: str) -> ApiError:
         try:
-            body = response.json()
+            body = json.loads(text)
         except ValueError:
-            body = {"message": response.text}
-        return cls(response.status_code, body.get("reason", response.reason_phrase), body.get("message", response.text), body)
+            body = None
+        if not isinstance(body, dict):
+            body = {"message": text}
+        return cls(status, body.get("reason") or phrase, body.get("message") or text, body)
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> ApiError:
+        return cls.from_answer(response.status_code, response.reason_phrase, response.text)
+
+
+class TransportError(Exception):
+    """The API server could not be reached or did not answer in time (no HTTP status)."""
+
+
+class KubeconfigError(Exception):
+    """No usable configuration: a missing file or context, a failed exec plugin. The message says which."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration and credentials
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """The CA, client certificate and key as bytes in memory, never as files that outlive a load."""
+
+    ca: bytes | None = None
+    cert: bytes | None = None
+    key: bytes | None = None
+
+    @contextlib.contextmanager
+    def files(self) -> Iterator[tuple[str | None, str | None, str | None]]:
+        """Paths to the material for as long as the block runs: a private directory, then gone."""
+        folder = tempfile.mkdtemp(prefix="kubetask-tls-")  # mode 0700
+        try:
+            paths: list[str | None] = []
+            for name, data in (("ca.crt", self.ca), ("client.crt", self.cert), ("client.key", self.key)):
+                if data is None:
+                    paths.append(None)
+                    continue
+                path = os.path.join(folder, name)
+                with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
+                    handle.write(data)
+                paths.append(path)
+            yield paths[0], paths[1], paths[2]
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _read(path: str | None) -> bytes | None:
+    return Path(path).read_bytes() if path else None
 
 
 @dataclass
 class Connection:
-    """Where the API server is and how to authenticate to it."""
+    """Where the API server is and how to authenticate to it, as the library resolved it.
+
+    Build one with `await Connection.resolve()` (or `Connection.load()` where nothing is async).
+    """
 
     server: str
-    ca_file: str | None = None
+    tls: TlsMaterial = TlsMaterial()
     verify: bool = True
-    client_cert: tuple[str, str] | None = None
-    token: str | None = None
-    token_file: str | None = None
-    _temp: list[str] = field(default_factory=list, repr=False)
+    tls_server_name: str | None = None
+    proxy: str | None = None
+    # The library's resolved configuration and loader: their api_key holds the Authorization
+    # value, refreshed by the in-cluster hook (rotating projected tokens) or by re-running the exec plugin.
+    _resolved: Configuration | None = field(default=None, repr=False)
+    _loader: kube_config.KubeConfigLoader | None = field(default=None, repr=False)
+    _authorization: str | None = field(default=None, repr=False)
+    _refreshing: asyncio.Lock | None = field(default=None, repr=False)
+    _scratch: str | None = field(default=None, repr=False)  # where the library writes inline data; removed after each load
 
     @classmethod
-    def load(cls, kubeconfig: str | os.PathLike[str] | None = None) -> Connection:
-        """Explicit kubeconfig, else $KUBECONFIG, else the in-cluster service account, else ~/.kube/config."""
-        path = kubeconfig or os.environ.get("KUBECONFIG")
-        if not path and (SERVICE_ACCOUNT_DIR / "token").exists() and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            return cls.in_cluster()
-        return cls.from_kubeconfig(Path(path or Path.home() / ".kube" / "config"))
+    async def resolve(cls, kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None) -> Connection:
+        """kubeconfig (a path, or a list like $KUBECONFIG's), else $KUBECONFIG, else the in-cluster
+        service account, else ~/.kube/config; `context` names a context, else the current one."""
+        paths = os.fspath(kubeconfig) if kubeconfig else os.environ.get("KUBECONFIG", "")
+        resolved: Configuration = type.__call__(Configuration)  # a fresh one, not the library's process default
+        loader: kube_config.KubeConfigLoader | None = None
+        if not paths and (SERVICE_ACCOUNT_DIR / "token").exists() and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            incluster_config.load_incluster_config(client_configuration=resolved)  # type: ignore[no-untyped-call]
+        else:
+            paths = paths or os.path.expanduser(kube_config.KUBE_CONFIG_DEFAULT_LOCATION)
+            present = [p for p in paths.split(os.pathsep) if p and os.path.exists(os.path.expanduser(p))]
+            if not present:
+                raise KubeconfigError(f"no kubeconfig found at {paths} (set KUBECONFIG, or run inside a cluster)")
+            context = context or _first_current_context(present)
+            scratch = tempfile.mkdtemp(prefix="kubetask-kubeconfig-")
+            try:
+                loader = await kube_config.load_kube_config(config_file=paths, context=context, client_configuration=resolved,
+                                                            persist_config=False, temp_file_path=scratch)
+                tls = TlsMaterial(_read(resolved.ssl_ca_cert), _read(resolved.cert_file), _read(resolved.key_file))
+            except (ConfigException, AssertionError, KeyError, TypeError) as error:
+                raise KubeconfigError(_kubeconfig_problem(paths, context, error)) from error
+            finally:
+                _forget_library_files(scratch)
+            connection = cls._of(resolved, loader, tls)
+            connection._scratch = scratch
+            return connection
+        return cls._of(resolved, loader, TlsMaterial(_read(resolved.ssl_ca_cert)))
 
     @classmethod
-    def in_cluster(cls) -> Connection:
-        host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-        if ":" in host:
-            host = f"[{host}]"
-        return cls(server=f"https://{host}:{port}", ca_file=str(SERVICE_ACCOUNT_DIR / "ca.crt"),
-                   token_file=str(SERVICE_ACCOUNT_DIR / "token"))
+    def load(cls, kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None) -> Connection:
+        """`resolve` for callers that are not async (tests, scripts, benchmarks)."""
+        connection: Connection = _run_sync(cls.resolve(kubeconfig, context))
+        return connection
 
     @classmethod
-    def from_kubeconfig(cls, path: Path) -> Connection:
-        config = yaml.safe_load(path.read_text())
-        context_name = config.get("current-context")
-        context = next(c["context"] for c in config["contexts"] if c["name"] == context_name)
-        cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
-        user: dict[str, Any] = next((u["user"] for u in config.get("users", []) if u["name"] == context.get("user")), {})
-        conn = cls(server=cluster["server"].rstrip("/"), verify=not cluster.get("insecure-skip-tls-verify", False))
-        base = path.parent
+    def from_kubeconfig(cls, path: str | os.PathLike[str], context: str | None = None) -> Connection:
+        return cls.load(path, context)
 
-        def file_of(key: str, data_key: str, holder: dict[str, Any]) -> str | None:
-            if holder.get(data_key):
-                handle = tempfile.NamedTemporaryFile(delete=False, prefix="kubetask-", suffix=".pem")
-                handle.write(base64.b64decode(holder[data_key]))
-                handle.close()
-                conn._temp.append(handle.name)
-                return handle.name
-            if holder.get(key):
-                return str((base / holder[key]).resolve())
-            return None
-
-        conn.ca_file = file_of("certificate-authority", "certificate-authority-data", cluster)
-        cert = file_of("client-certificate", "client-certificate-data", user)
-        key = file_of("client-key", "client-key-data", user)
-        if cert and key:
-            conn.client_cert = (cert, key)
-        conn.token = user.get("token")
-        conn.token_file = user.get("tokenFile")
-        return conn
-
-    def ssl_context(self) -> ssl.SSLContext | bool:
-        if not self.server.startswith("https"):
-            return False
-        if not self.verify:
-            return False
-        context = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else ssl.create_default_context()
-        if self.client_cert:
-            context.load_cert_chain(*self.client_cert)
-        return context
-
-    def headers(self) -> dict[str, str]:
-        token = self.token
-        if self.token_file:
-            token = Path(self.token_file).read_text().strip()  # re-read: projected tokens rotate
-        return {"Authorization": f"Bearer {token}"} if token else {}
+    @classmethod
+    def _of(cls, resolved: Configuration, loader: kube_config.KubeConfigLoader | None, tls: TlsMaterial) -> Connection:
+        return cls(server=str(resolved.host).rstrip("/"), tls=tls, verify=bool(resolved.verify_ssl),
+                   tls_server_name=resolved.tls_server_name, proxy=resolved.proxy, _resolved=resolved, _loader=loader,
+                   _authorization=resolved.api_key.get("BearerToken"))
 
     def with_token(self, token: str) -> Connection:
-        """The same server and CA, authenticated as someone else (used by tests and the gateway)."""
-        return Connection(server=self.server, ca_file=self.ca_file, verify=self.verify, token=token)
+        """The same server and CA, authenticated by this bearer token alone (the gateway's callers, tests)."""
+        return Connection(server=self.server, tls=TlsMaterial(ca=self.tls.ca), verify=self.verify,
+                          tls_server_name=self.tls_server_name, proxy=self.proxy, _authorization=f"Bearer {token}")
 
+    # -- credentials ------------------------------------------------------------------------
+
+    def authorization_now(self) -> str | None:
+        """The Authorization header value as it stands (rotating in-cluster tokens re-read)."""
+        hook: Callable[[Configuration], None] | None = getattr(self._resolved, "refresh_api_key_hook", None)
+        if hook is not None and self._resolved is not None and self._loader is None:
+            hook(self._resolved)  # the library's in-cluster hook (synchronous): re-reads the rotating token file
+            self._authorization = self._resolved.api_key.get("BearerToken")
+        return self._authorization
+
+    def headers(self) -> dict[str, str]:
+        """The Authorization header as it stands, for a plain HTTP client (KubeSync, tests)."""
+        value = self.authorization_now()
+        return {"Authorization": value} if value else {}
+
+    async def authorization(self) -> str | None:
+        """The Authorization header value, running the exec plugin again first if its token expired."""
+        expiry = self.expiration
+        if expiry is not None and expiry - EXPIRY_MARGIN <= datetime.now(timezone.utc):
+            await self.refresh()
+        return self.authorization_now()
+
+    @property
+    def refreshable(self) -> bool:
+        """True when new credentials can be had by asking again (an exec plugin)."""
+        # The loader keeps the context's user section private and offers no accessor for it.
+        user = getattr(self._loader, "_user", None)
+        return user is not None and "exec" in user
+
+    async def refresh(self) -> None:
+        """Run the exec plugin again (after a 401, or once its token expired); one run at a time."""
+        if not self.refreshable or self._loader is None or self._resolved is None or self._scratch is None:
+            return
+        if self._refreshing is None:
+            self._refreshing = asyncio.Lock()
+        async with self._refreshing:
+            before = self._authorization
+            with contextlib.suppress(AttributeError):
+                del self._loader.exec_plugin_expiry  # the library skips the plugin while its expiry is ahead
+            scratch = self._scratch  # the loader's temp_file_path: the library makes the directory again
+            try:
+                await self._loader.load_from_exec_plugin()
+                if getattr(self._loader, "token", None):
+                    self._authorization = self._loader.token
+                cert_file, key_file = getattr(self._loader, "cert_file", None), getattr(self._loader, "key_file", None)
+                if cert_file and key_file and str(cert_file).startswith(scratch):
+                    self.tls = replace(self.tls, cert=_read(cert_file), key=_read(key_file))
+            except ConfigException as error:
+                raise KubeconfigError(f"the exec credential plugin failed: {error}") from error
+            finally:
+                _forget_library_files(scratch)
+            if self._authorization != before:
+                self._resolved.api_key["BearerToken"] = self._authorization
+
+    @property
+    def expiration(self) -> datetime | None:
+        """When the exec plugin's token expires, if it said so."""
+        expiry = getattr(self._loader, "exec_plugin_expiry", None)
+        return expiry if isinstance(expiry, datetime) else None
+
+    # -- TLS --------------------------------------------------------------------------------
+
+    @property
+    def https(self) -> bool:
+        return self.server.startswith("https")
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """For httpx (KubeSync, the tests): the CA and client certificate, from memory."""
+        if not self.https:
+            return False
+        context = ssl.create_default_context(cadata=self.tls.ca.decode()) if self.tls.ca else ssl.create_default_context()
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.tls.cert and self.tls.key:
+            with self.tls.files() as (_, cert, key):
+                assert cert and key
+                context.load_cert_chain(cert, key)  # an insecure server still gets our client certificate
+        return context
+
+    def api_client(self) -> ApiClient:
+        """The library's client for this connection. Its ssl context loads the material from files
+        that exist only while the client is built."""
+        configuration: Configuration = type.__call__(Configuration)
+        configuration.host = self.server
+        configuration.verify_ssl = self.verify
+        configuration.tls_server_name = self.tls_server_name
+        configuration.proxy = self.proxy
+        if self._authorization:
+            configuration.api_key["BearerToken"] = self._authorization
+
+        async def current_credentials(target: Configuration) -> None:
+            value = await self.authorization()  # called by the library before every request
+            if value:
+                target.api_key["BearerToken"] = value
+
+        configuration.refresh_api_key_hook = current_credentials
+        with self.tls.files() as (ca, cert, key):
+            configuration.ssl_ca_cert, configuration.cert_file, configuration.key_file = ca, cert, key
+            return ApiClient(configuration)
+
+
+def _forget_library_files(scratch: str) -> None:
+    """Remove the temporary files the library wrote inline kubeconfig data to, now instead of at exit.
+
+    The library memoizes content → file in a module dict: entries pointing into our scratch directory
+    must go too, or the next load of the same content would get a path that no longer exists.
+    """
+    files: dict[str, str] = kube_config._temp_files
+    for key, path in list(files.items()):
+        if path.startswith(scratch):
+            del files[key]
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _first_current_context(paths: list[str]) -> str | None:
+    """kubectl's rule for a KUBECONFIG list: the first file that sets current-context wins. The
+    library's merger lets the last one win, so the context is chosen here and passed to it."""
+    for path in paths:
+        with open(os.path.expanduser(path)) as handle:
+            config = yaml.safe_load(handle) or {}
+        if isinstance(config, dict) and config.get("current-context"):
+            return str(config["current-context"])
+    return None
+
+
+def _kubeconfig_problem(paths: str, context: str | None, error: Exception) -> str:
+    if context and (isinstance(error, (AssertionError, KeyError, TypeError)) or f"name {context} in" in str(error)):
+        return f"context {context!r} is not in the kubeconfig {paths}"
+    if isinstance(error, (AssertionError, KeyError, TypeError)):
+        return f"the kubeconfig {paths} has no usable current context, cluster or user ({type(error).__name__}: {error})"
+    return f"the kubeconfig {paths} could not be used: {error}"
+
+
+def _run_sync(coroutine: Any) -> Any:
+    """Run a coroutine to its end from synchronous code, even where an event loop is already running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    result: list[Any] = []
+    failure: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            result.append(asyncio.run(coroutine))
+        except BaseException as error:  # re-raised in the caller's thread
+            failure.append(error)
+
+    thread = threading.Thread(target=worker, name="kubetask-resolve")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Paths
+# ---------------------------------------------------------------------------------------------
 
 def tasks_path(namespace: str | None = None, name: str | None = None, plural: str = "tasks", subresource: str | None = None) -> str:
     path = f"/apis/{GROUP}/{VERSION}"
@@ -148,14 +373,16 @@ def core_path(resource: str, namespace: str | None = None, name: str | None = No
     return path
 
 
-class Kube:
-    """Async JSON client. One instance per process; it keeps a connection pool.
+# ---------------------------------------------------------------------------------------------
+# Clients
+# ---------------------------------------------------------------------------------------------
 
-    At most `max_in_flight` requests are on the wire at once; the rest wait on a semaphore, not
-    in httpcore's pool queue. httpcore scans every queued request against every connection each
-    time one starts or ends, so a thousand queued status patches (a burst of Tasks) cost O(n²)
-    and were 40 % of the operator's CPU; even without a queue each scan checks every idle
-    connection's socket, so the limit is small. Watches hold their own connection outside it.
+class Kube:
+    """Async JSON client on the library's ApiClient. One instance per purpose; it keeps a connection pool.
+
+    At most `max_in_flight` requests are on the wire at once; the rest wait on a semaphore, so a
+    burst of a thousand status patches queues here, in order, instead of opening a thousand
+    connections. Watches and streams hold their own connection outside it.
     """
 
     # Called before every write when set, in every instance of the process: the operator's leader
@@ -166,33 +393,45 @@ class Kube:
 
     def __init__(self, connection: Connection, timeout: float = 30.0, max_in_flight: int = 8) -> None:
         self.connection = connection
+        self.timeout = timeout
         self._in_flight = asyncio.Semaphore(max_in_flight)
-        self._client = httpx.AsyncClient(
-            base_url=connection.server, verify=connection.ssl_context(), timeout=timeout,
-            # No pool limits: the semaphore bounds requests, and a keep-alive limit would count the
-            # gateway's long-lived watches too and close a connection after every request (a TLS
-            # handshake each time: a fifth of the gateway's CPU on submit).
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
-        )
+        self._client: ApiClient | None = None  # made on first use: aiohttp wants a running event loop
+
+    @property
+    def _api(self) -> ApiClient:
+        if self._client is None:
+            self._client = self.connection.api_client()
+        return self._client
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     async def request(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
                       content_type: str = "application/json") -> dict[str, Any]:
-        headers = {**self.connection.headers(), "Accept": "application/json"}
-        content = None
-        if body is not None:
-            headers["Content-Type"] = content_type
-            content = json.dumps(body)
         async with self._in_flight:
             fence = Kube.write_fence
             if fence is not None and method != "GET":
                 fence()  # last thing before the request leaves: after any wait for the semaphore
-            response = await self._client.request(method, path, content=content, params=params, headers=headers)
-        if response.status_code >= 400:
-            raise ApiError.from_response(response)
-        return response.json() if response.content else {}
+            status, phrase, text = await self._send(method, path, body, params, content_type)
+            if status == 401 and self.connection.refreshable:
+                await self.connection.refresh()  # an exec plugin's token expired early: ask it again, once
+                status, phrase, text = await self._send(method, path, body, params, content_type)
+        if status >= 400:
+            raise ApiError.from_answer(status, phrase, text)
+        return json.loads(text) if text else {}
+
+    async def _send(self, method: str, path: str, body: Any, params: dict[str, Any] | None,
+                    content_type: str) -> tuple[int, str, str]:
+        try:
+            response = await self._api.call_api(
+                path, method, query_params=_query(params), header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body, auth_settings=["BearerToken"], _preload_content=False, _request_timeout=self.timeout)
+            async with response:
+                return response.status, response.reason or "", await response.text()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise TransportError(f"{method} {path}: {type(error).__name__}: {error}") from error
 
     async def get(self, path: str, **params: Any) -> dict[str, Any]:
         return await self.request("GET", path, params=params or None)
@@ -206,25 +445,44 @@ class Kube:
     async def delete(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         return await self.request("DELETE", path, body=body)
 
+    @contextlib.asynccontextmanager
+    async def stream(self, path: str, params: dict[str, Any] | None = None,
+                     read_timeout: float | None = None) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A GET whose body is read as it arrives (watches, pod logs); ApiError before the first byte."""
+        timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=read_timeout)
+        try:
+            response = await self._api.call_api(path, "GET", query_params=_query(params), header_params={"Accept": "application/json"},
+                                                auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise TransportError(f"GET {path}: {type(error).__name__}: {error}") from error
+        async with response:
+            if response.status >= 400:
+                raise ApiError.from_answer(response.status, response.reason or "", await response.text())
+            yield response
+
     async def watch(self, path: str, resource_version: str | None = None, timeout_seconds: int = 300,
                     **params: Any) -> AsyncIterator[dict[str, Any]]:
         """Yields watch events ({type, object}) until the server closes the stream."""
         query = {"watch": "true", "timeoutSeconds": timeout_seconds, "allowWatchBookmarks": "true", **params}
         if resource_version:
             query["resourceVersion"] = resource_version
-        headers = {**self.connection.headers(), "Accept": "application/json"}
-        async with self._client.stream("GET", path, params=query, headers=headers,
-                                       timeout=httpx.Timeout(timeout_seconds + 30, connect=10)) as response:
-            if response.status_code >= 400:
-                await response.aread()
-                raise ApiError.from_response(response)
-            async for line in response.aiter_lines():
-                if line.strip():
-                    yield json.loads(line)
+        async with self.stream(path, query, read_timeout=timeout_seconds + 30) as response:
+            try:
+                async for line in response.content:  # one JSON event per line
+                    if line.strip():
+                        yield json.loads(line)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+                raise TransportError(f"watch {path}: {type(error).__name__}: {error}") from error
+
+
+def _query(params: dict[str, Any] | None) -> list[tuple[str, str]] | None:
+    if not params:
+        return None
+    return [(key, ("true" if value else "false") if isinstance(value, bool) else str(value)) for key, value in params.items()]
 
 
 class KubeSync:
-    """The same client, synchronous: for tests, scripts and benchmarks."""
+    """The same calls, synchronous, on httpx: for tests, scripts and benchmarks."""
 
     def __init__(self, connection: Connection, timeout: float = 30.0) -> None:
         self.connection = connection
@@ -233,9 +491,12 @@ class KubeSync:
     def close(self) -> None:
         self._client.close()
 
+    def _headers(self) -> dict[str, str]:
+        return {"Accept": "application/json", **self.connection.headers()}
+
     def request(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
                 content_type: str = "application/json", raw: str | None = None) -> dict[str, Any]:
-        headers = {**self.connection.headers(), "Accept": "application/json"}
+        headers = self._headers()
         content: str | None = raw
         if body is not None:
             content = json.dumps(body)
@@ -263,8 +524,7 @@ class KubeSync:
         query = {"watch": "true", "timeoutSeconds": timeout_seconds, **params}
         if resource_version:
             query["resourceVersion"] = resource_version
-        headers = {**self.connection.headers(), "Accept": "application/json"}
-        with self._client.stream("GET", path, params=query, headers=headers,
+        with self._client.stream("GET", path, params=query, headers=self._headers(),
                                  timeout=httpx.Timeout(timeout_seconds + 30, connect=10)) as response:
             if response.status_code >= 400:
                 response.read()

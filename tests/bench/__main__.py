@@ -33,6 +33,7 @@ import httpx  # noqa: E402
 from gateway_harness import GatewayProcess, service_account_token  # noqa: E402
 from harness import REPO, OperatorProcess, localcluster, wait_for  # noqa: E402
 from kubetask.kube import ApiError, Connection, KubeSync, core_path, tasks_path  # noqa: E402
+from transport_bench import transports  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -277,7 +278,12 @@ class Bench:
             self.clear()
             results["fanout"] = self.fanout(a.fanout, a.fanout_parallelism)
 
-        # 7. Retention soak: memory with a steady stream of short-lived Tasks.
+        # 7. The Kubernetes client itself: the library's ApiClient beside a thin httpx transport.
+        if a.client > 0:
+            print(f"[bench] client: {a.client} GETs and PATCHes per round, library vs httpx", file=sys.stderr)
+            results["client"] = transports(self.kubeconfig, self.namespace("client"), a.client)
+
+        # 8. Retention soak: memory with a steady stream of short-lived Tasks.
         if a.soak > 0:
             print(f"[bench] retention soak: {a.soak_rate}/s for {a.soak}s, retentionSeconds {a.soak_retention}", file=sys.stderr)
             self.clear()
@@ -528,6 +534,11 @@ def table(results: dict[str, Any], settings: dict[str, Any]) -> str:
         row(f"fan-out {fan['items']} items: API writes (1 Task vs {fan['items']} Tasks)", one["apiserver_writes"], sep["apiserver_writes"])
         lines.append(f"fan-out writes by resource, 1 Task: {json.dumps(one['apiserver_writes_by_resource'])}")
         lines.append(f"fan-out writes by resource, {fan['items']} Tasks: {json.dumps(sep['apiserver_writes_by_resource'])}")
+    client = r.get("client")
+    if client:
+        for method in ("get", "patch"):
+            row(f"client CPU per {method.upper()}, library vs httpx (ms)", client[f"library_{method}_cpu_ms"], client[f"httpx_{method}_cpu_ms"])
+            row(f"client wall per {method.upper()}, library vs httpx (ms)", client[f"library_{method}_wall_ms"], client[f"httpx_{method}_wall_ms"])
     soak = r.get("retention_soak")
     if soak:
         first, last, top = soak["first_quarter"], soak["last_quarter"], soak["max"]
@@ -559,6 +570,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fanout", type=int, default=1000, help="items of the fan-out phase: one Task with them vs as many Tasks (0 skips it)")
     parser.add_argument("--fanout-parallelism", type=int, default=100, help="pods at once in the fan-out phase, both ways")
     parser.add_argument("--only-fanout", action="store_true", help="run only the fan-out phase")
+    parser.add_argument("--client", type=int, default=2000, help="requests per round of the client phase: library vs httpx (0 skips it)")
+    parser.add_argument("--only-client", action="store_true", help="run only the client phase")
     parser.add_argument("--kubeconfig", type=Path, help="use this cluster instead of starting kubetask-bench")
     parser.add_argument("--out", type=Path, default=REPO / "artifacts", help="folder for the JSON results")
     args = parser.parse_args(argv)
@@ -568,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         args.rate, args.duration, args.burst, args.scale, args.gateway_requests, args.concurrency = 5.0, 2.0, 10, 20, 10, 4
         args.soak, args.soak_rate, args.soak_retention = 12.0, 2.0, 1
         args.fanout, args.fanout_parallelism = 10, 5
+        args.client = 20
 
     cluster = None
     kubeconfig = args.kubeconfig
@@ -592,7 +606,9 @@ def main(argv: list[str] | None = None) -> int:
     path = args.out / f"bench-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
     try:
         bench = Bench(kube, kubeconfig, operator, args)
-        if args.only_fanout:
+        if args.only_client:
+            results["client"] = transports(kubeconfig, bench.namespace("client"), args.client)
+        elif args.only_fanout:
             results["fanout"] = bench.fanout(args.fanout, args.fanout_parallelism)
         elif args.only_soak:
             results["retention_soak"] = bench.retention_soak(args.soak, args.soak_rate, args.soak_retention)

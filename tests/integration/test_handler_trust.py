@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from harness import REPO, wait_for
-from kt import apply_queue, apply_tasktype, create_task, get_task, pods_of, sim, wait_phase
+from kt import apply_queue, apply_tasktype, ca_file, create_task, get_task, pods_of, sim, wait_phase
 from kubetask.kube import ApiError, Connection, KubeSync, core_path, tasks_path
 from kubetask.resources.models import TaskStatus
 
@@ -132,7 +132,7 @@ def test_sdk_progress_lands_for_its_own_running_task(cluster: Cluster, mine: Kub
     token_file = tmp_path / "token"
     token_file.write_text(cluster.pod_token(cluster.ns, cluster.running_pod(cluster.ns, "mine")))
     endpoint = sdk_progress.endpoint_from_env({"KUBETASK_API_URL": cluster.conn.server, "KUBETASK_TOKEN_FILE": str(token_file),
-                                               "KUBETASK_CA_FILE": str(cluster.conn.ca_file)}, "mine", cluster.ns)
+                                               "KUBETASK_CA_FILE": str(ca_file(cluster.conn, tmp_path))}, "mine", cluster.ns)
     assert isinstance(endpoint, sdk_progress.Endpoint), endpoint
     sdk_progress.send(endpoint, sdk_progress.progress_body(42, "almost half", sdk_progress.now_rfc3339()))
     status = get_task(cluster.kube, cluster.ns, "mine")["status"]

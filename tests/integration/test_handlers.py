@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from harness import REPO, localcluster, wait_for
-from kt import apply_queue, get_task, wait_phase
+from kt import apply_queue, ca_file, get_task, wait_phase
 from kubetask.kube import ApiError, Connection, KubeSync, core_path, tasks_path
 
 pytestmark = pytest.mark.usefixtures("operator")
@@ -122,7 +122,7 @@ def test_sdk_progress_reaches_task_status_with_least_privilege(kube: KubeSync, e
     environ = {**os.environ, "KUBETASK_TASK_NAME": "reports", "KUBETASK_TASK_NAMESPACE": examples_ns, "KUBETASK_TASK_TYPE": "progress",
                "KUBETASK_RUN": "0", "KUBETASK_PARAMETERS": json.dumps({"steps": 4, "sleepSeconds": 0.6}),
                "KUBETASK_RESULT_FILE": str(tmp_path / "result"), "KUBETASK_API_URL": conn.server,
-               "KUBETASK_TOKEN_FILE": str(token_file), "KUBETASK_CA_FILE": str(conn.ca_file),
+               "KUBETASK_TOKEN_FILE": str(token_file), "KUBETASK_CA_FILE": str(ca_file(conn, tmp_path)),
                "PYTHONPATH": str(REPO / "handlers-images" / "sdk")}
     started = time.time()
     handler = subprocess.Popen([sys.executable, str(EXAMPLES / "progress" / "handler.py")], env=environ,

@@ -75,7 +75,7 @@ def create_app(settings: GatewaySettings | None = None, kube: KubeClient | None 
         own: Kube | None = None
         client: KubeClient
         if kube is None:
-            own = Kube(Connection.load(settings.kubeconfig))
+            own = Kube(await Connection.resolve(settings.kubeconfig, settings.kube_context))
             client = own
         else:
             client = kube

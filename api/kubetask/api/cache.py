@@ -17,10 +17,9 @@ import random
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-import httpx
 
 from kubetask.api.metrics import GatewayMetrics
-from kubetask.kube import ApiError, tasks_path
+from kubetask.kube import ApiError, TransportError, tasks_path
 
 log = logging.getLogger("kubetask.gateway.cache")
 Obj = dict[str, Any]
@@ -243,7 +242,7 @@ class Informer:
                 raise
             except ApiError as error:
                 self._failed(f"{error.status} {error.reason}: {error.message}", f"http_{error.status}")
-            except (httpx.HTTPError, OSError, ValueError, KeyError) as error:
+            except (TransportError, OSError, ValueError, KeyError) as error:
                 self._failed(f"{type(error).__name__}: {error}", "error")
             except Exception as error:  # a bug here must not leave a frozen cache that reports ready
                 log.exception("%s cache (%s): unexpected error in list/watch", self.cache.plural, self.scope)

@@ -15,14 +15,13 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kubetask.kube import ApiError
+from kubetask.kube import ApiError, TransportError
 from kubetask.resources.models import MAX_PARAMETERS_BYTES
 from kubetask.resources.validation import Problem, parameters_size
 
@@ -213,8 +212,8 @@ def install(app: FastAPI) -> None:
     async def _api(request: Request, exc: ApiError) -> JSONResponse:
         return from_api_error(exc).response()
 
-    @app.exception_handler(httpx.HTTPError)
-    async def _unreachable(request: Request, exc: httpx.HTTPError) -> JSONResponse:
+    @app.exception_handler(TransportError)
+    async def _unreachable(request: Request, exc: TransportError) -> JSONResponse:
         log.warning("API server request failed: %r", exc)
         return GatewayError(503, f"the Kubernetes API server could not be reached: {type(exc).__name__}",
                             headers={"Retry-After": "1"}).response()

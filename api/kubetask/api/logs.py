@@ -7,66 +7,60 @@ server's own words, instead of an empty body.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from kubetask.api.errors import GatewayError
-from kubetask.kube import Connection, core_path
+from kubetask.kube import ApiError, Connection, Kube, core_path
 from kubetask.operator.jobs import CONTAINER_NAME
 from kubetask.operator.naming import LABEL_RUN, LABEL_TASK_UID
 
 
 class LogSource:
-    """Its own HTTP client: log streams may last long and must not hold the main pool's connections."""
+    """A client of its own: log streams may last long and must not hold the main pool's connections
+    nor its in-flight slots."""
 
     def __init__(self, connection: Connection) -> None:
-        self.connection = connection
-        self.client = httpx.AsyncClient(base_url=connection.server, verify=connection.ssl_context(),
-                                        timeout=httpx.Timeout(30.0, read=None))
+        self.kube = Kube(connection, timeout=30.0)
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.kube.close()
 
     async def pods(self, namespace: str, task: dict[str, Any], run: int) -> list[dict[str, Any]]:
         selector = f"{LABEL_TASK_UID}={task['metadata']['uid']},{LABEL_RUN}={run}"
-        response = await self.client.get(core_path("pods", namespace), params={"labelSelector": selector},
-                                         headers={**self.connection.headers(), "Accept": "application/json"})
-        if response.status_code >= 400:
-            raise GatewayError(502, f"listing the Task's pods failed: {response.status_code} {response.text[:500]}")
-        items: list[dict[str, Any]] = response.json().get("items") or []
+        try:
+            found = await self.kube.get(core_path("pods", namespace), labelSelector=selector)
+        except ApiError as error:
+            raise GatewayError(502, f"listing the Task's pods failed: {error.status} {error.message[:500]}") from error
+        items: list[dict[str, Any]] = found.get("items") or []
         return sorted(items, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]))
 
     async def open(self, namespace: str, pod: dict[str, Any], params: dict[str, Any]) -> AsyncIterator[bytes]:
         """Start the upstream stream; errors are raised before the first byte is returned."""
         name = pod["metadata"]["name"]
-        request = self.client.build_request("GET", core_path("pods", namespace, name) + "/log",
-                                            params={"container": CONTAINER_NAME, **params}, headers=self.connection.headers())
-        response = await self.client.send(request, stream=True)
-        if response.status_code >= 400:
-            await response.aread()
-            await response.aclose()
-            raise unavailable(pod, response)
+        upstream = contextlib.AsyncExitStack()
+        try:
+            response = await upstream.enter_async_context(
+                self.kube.stream(core_path("pods", namespace, name) + "/log", {"container": CONTAINER_NAME, **params}))
+        except ApiError as error:
+            raise unavailable(pod, error) from error
 
         async def body() -> AsyncIterator[bytes]:
             try:
-                async for chunk in response.aiter_raw():
+                async for chunk in response.content.iter_any():
                     yield chunk
             finally:
-                await response.aclose()
+                await upstream.aclose()
 
         return body()
 
 
-def unavailable(pod: dict[str, Any], response: httpx.Response) -> GatewayError:
-    try:
-        message = str(response.json().get("message") or response.text)
-    except ValueError:
-        message = response.text
+def unavailable(pod: dict[str, Any], error: ApiError) -> GatewayError:
+    message = error.message
     name = pod["metadata"]["name"]
     node = (pod.get("spec") or {}).get("nodeName") or "no node yet"
-    if response.status_code == 404:
+    if error.status == 404:
         return GatewayError(404, f"pod {name} is gone (deleted with its Job, e.g. by ttlSecondsAfterFinished): {message}")
     if "waiting to start" in message or "ContainerCreating" in message or "PodInitializing" in message:
         return GatewayError(503, f"the handler container of pod {name} has not started yet: {message}",

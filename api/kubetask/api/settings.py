@@ -32,7 +32,9 @@ class GatewaySettings(BaseSettings):
         default_factory=list,
         description="Namespaces the gateway serves (one watch each); empty means all of them (one cluster-wide watch).",
     )
-    kubeconfig: str | None = Field(default=None, description="Kubeconfig of the gateway's own identity; default $KUBECONFIG, else in-cluster.")
+    kubeconfig: str | None = Field(default=None, description="Kubeconfig of the gateway's own identity (a path, or a list of paths "
+                                   "merged as kubectl merges them); default $KUBECONFIG, else in-cluster, else ~/.kube/config.")
+    kube_context: str | None = Field(default=None, description="Context of that kubeconfig to use; unset means its current context.")
     dev_no_auth: bool = Field(
         default=False,
         description="Development only: skip TokenReview/SubjectAccessReview and allow everything. "

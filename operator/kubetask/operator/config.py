@@ -10,6 +10,9 @@ class OperatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KUBETASK_", extra="ignore")
 
     namespaces: list[str] = Field(default_factory=list, description="Namespaces to watch; empty means the whole cluster.")
+    kube_context: str | None = Field(
+        None, description="Kubeconfig context to use; unset means the current context. The kubeconfig itself is "
+        "$KUBECONFIG (a list of files is merged as kubectl merges it), else the in-cluster service account, else ~/.kube/config.")
     default_queue: str = Field("default", description="Queue of a Task whose spec and TaskType name none.")
     metrics_port: int = Field(8080, description="Port of /metrics (Prometheus).")
     health_port: int = Field(8081, description="Port of /healthz (liveness: the operator's watches and handlers are alive).")

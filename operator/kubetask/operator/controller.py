@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol, cast
 
-import httpx
 import kopf
 
-from kubetask.kube import JSON_PATCH, ApiError, Kube, core_path, tasks_path
+from kubetask.kube import JSON_PATCH, ApiError, Kube, TransportError, core_path, tasks_path
 from kubetask.operator import metrics
 from kubetask.operator.admission import Candidate, QueueState, RateWindow, admission_order, admit
 from kubetask.operator.config import OperatorSettings
@@ -677,7 +676,7 @@ class Controller:
                 if error.status != 409:
                     refusal = classify_refusal(error.status, error.reason, error.message, error.body.get("details"))
                     return await self._refused(latest, base, queue_name, refusal)
-            except (httpx.TransportError, asyncio.TimeoutError) as error:
+            except (TransportError, asyncio.TimeoutError) as error:
                 # No answer: the Job may or may not exist. Retrying is safe (the name is
                 # deterministic; a second create answers 409).
                 return await self._refused(latest, base, queue_name, classify_refusal(None, "", f"{type(error).__name__}: {error}"))

@@ -19,9 +19,8 @@ from typing import Any
 
 import kopf
 
-import httpx
 
-from kubetask.kube import ApiError, Connection, Kube
+from kubetask.kube import ApiError, Connection, Kube, TransportError
 from kubetask.operator import metrics, naming, retention, webhook_delivery
 from kubetask.operator.config import OperatorSettings
 from kubetask.operator.controller import (ITEM_COUNT, PARAMETERS_OMITTED, Controller, DependentsKey, GroupKey, JobCreatesRefused, Key, QueueKey, QueueSpec, ScheduleKey, TaskKey,
@@ -235,7 +234,7 @@ def views_from(kwargs: dict[str, Any]) -> Views:
         State.background += [asyncio.create_task(coroutine) for coroutine in (_run_workers(views), _resync(views), _check_pending_pods(views),
                                                                                   _sweep_retention(views))]
         # Webhooks get their own API connection (its own in-flight limit) and HTTP client.
-        State.deliverer = webhook_delivery.Deliverer(Kube(Connection.load(), max_in_flight=4), State.settings, views,
+        State.deliverer = webhook_delivery.Deliverer(Kube(controller().kube.connection, max_in_flight=4), State.settings, views,
                                                      _webhook_views(kwargs, views))
         State.background.append(asyncio.create_task(State.deliverer.run()))
     return views
@@ -277,7 +276,8 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.error_backoffs = [1, 2, 5, 10]
     settings.batching.error_delays = [1, 2, 5, 10, 30]
     State.work = WorkQueue(base_delay=State.settings.retry_base_delay, max_delay=State.settings.retry_max_delay)
-    State.controller = Controller(Kube(Connection.load()), State.settings, enqueue=_enqueue, enqueue_after=State.work.add_after)
+    connection = await Connection.resolve(context=State.settings.kube_context)
+    State.controller = Controller(Kube(connection), State.settings, enqueue=_enqueue, enqueue_after=State.work.add_after)
     State.controller.schedules = ScheduleController(State.controller.kube, enqueue_after=State.work.add_after)
     State.controller.groups = GroupController(State.controller.kube)
     State.background.append(asyncio.create_task(_publish_queue_status()))  # workers: see views_from
@@ -299,15 +299,22 @@ class UnusedDiffBase(kopf.DiffBaseStorage):
 
 
 @kopf.on.login(registry=registry)
-def login(**_: Any) -> kopf.ConnectionInfo:
-    """Kopf's credentials from the same kubeconfig / in-cluster account as our own client."""
-    conn = Connection.load()
-    token = conn.headers().get("Authorization", "").removeprefix("Bearer ") or None
+async def login(**_: Any) -> kopf.ConnectionInfo:
+    """Kopf's credentials, resolved by the `kubernetes_asyncio` library like our own client's:
+    kubeconfig lists, contexts, exec plugins, in-cluster tokens. The TLS material is handed over in
+    memory. Kopf calls this again when the API server answers 401 or `expiration` passes, which
+    runs an exec plugin again."""
+    conn = await Connection.resolve(context=State.settings.kube_context)
+    return login_info(conn, await conn.authorization())
+
+
+def login_info(conn: Connection, authorization: str | None) -> kopf.ConnectionInfo:
+    scheme, _, credential = (authorization or "").partition(" ")
     return kopf.ConnectionInfo(
-        server=conn.server, ca_path=conn.ca_file, insecure=not conn.verify, token=token, scheme="Bearer" if token else None,
-        certificate_path=conn.client_cert[0] if conn.client_cert else None,
-        private_key_path=conn.client_cert[1] if conn.client_cert else None,
-        expiration=None,
+        server=conn.server, ca_data=conn.tls.ca, insecure=not conn.verify,
+        scheme=scheme or None, token=credential or None,
+        certificate_data=conn.tls.cert, private_key_data=conn.tls.key,
+        expiration=conn.expiration,
     )
 
 
@@ -339,7 +346,7 @@ async def _publish_queue_status() -> None:
                 metrics.TASKS.clear()
                 for key in list(phases):
                     metrics.TASKS.labels(*key).set(len(phases[key]))
-        except (ApiError, OSError) as error:
+        except (ApiError, TransportError, OSError) as error:
             log.warning("publishing queue status failed: %s", error)
         except asyncio.CancelledError:
             raise
@@ -513,7 +520,7 @@ async def _run_workers(views: Views) -> None:
         elif isinstance(error, ApiError):
             at_least = float((error.body.get("details") or {}).get("retryAfterSeconds") or 0)
         failures = State.work.failures(key) + 1
-        if isinstance(error, (ApiError, JobCreatesRefused, OSError, httpx.TransportError, asyncio.TimeoutError)):
+        if isinstance(error, (ApiError, JobCreatesRefused, OSError, TransportError, asyncio.TimeoutError)):
             log.warning("%s failed (try %d, retried with backoff): %s", key, failures, error)
         else:  # our own bug: loud, with the traceback, and still retried
             log.error("%s failed (try %d, retried with backoff)", key, failures, exc_info=error)
@@ -560,7 +567,7 @@ async def _sweep_retention(views: Views) -> None:
             delay = retention.seconds_until_next_sweep(plan.next_due, left_over, time.time(), settings.retention_check_seconds)
         except asyncio.CancelledError:
             raise
-        except (ApiError, OSError, httpx.TransportError, asyncio.TimeoutError) as error:
+        except (ApiError, OSError, TransportError, asyncio.TimeoutError) as error:
             log.warning("retention sweep failed (the next one tries again): %s", error)
         except Exception:  # our own bug: loud, with the traceback, and the loop goes on
             log.exception("retention sweep failed (the next one tries again)")

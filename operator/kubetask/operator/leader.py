@@ -53,10 +53,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, NoReturn
 
-import httpx
 from prometheus_client import Gauge
 
-from kubetask.kube import SERVICE_ACCOUNT_DIR, ApiError, Connection, Kube, core_path
+from kubetask.kube import SERVICE_ACCOUNT_DIR, ApiError, Connection, Kube, TransportError, core_path
 from kubetask.operator.config import OperatorSettings
 
 log = logging.getLogger("kubetask.operator.leader")
@@ -196,7 +195,7 @@ class Elector:
             self.progress_at = self._clock()
             try:
                 decision = await self.try_acquire()
-            except (ApiError, httpx.HTTPError, OSError) as error:
+            except (ApiError, TransportError, OSError) as error:
                 log.warning("standby: the Lease %s could not be read or written: %s", self.where, error)
             else:
                 if decision.action != "wait":
@@ -303,14 +302,14 @@ class Elector:
                 return
             try:
                 current = await self._read()
-            except (ApiError, httpx.HTTPError, OSError) as read_error:
+            except (ApiError, TransportError, OSError) as read_error:
                 log.warning("leader: reading the Lease %s after a conflict failed: %s", self.where, read_error)
                 return
             holder = ((current or {}).get("spec") or {}).get("holderIdentity")
             if current is None or holder != self.identity:
                 self.lost("it was deleted" if current is None else f"it is now held by {holder or 'nobody'}")
             self.lease = current
-        except (httpx.HTTPError, OSError) as error:
+        except (TransportError, OSError) as error:
             log.warning("leader: renewing the Lease %s failed: %s", self.where, error)
 
     async def release(self) -> None:
@@ -341,7 +340,7 @@ class Elector:
                     if current is None or (current.get("spec") or {}).get("holderIdentity") != self.identity:
                         return  # not ours any more: nothing to release
                     self.lease = current
-        except (ApiError, httpx.HTTPError, OSError) as error:
+        except (ApiError, TransportError, OSError) as error:
             log.warning("leader: releasing the Lease %s failed (a standby takes over once it expires): %s", self.where, error)
         finally:
             self.leading = False
@@ -405,7 +404,7 @@ async def lead(settings: OperatorSettings, operate: Callable[[], Awaitable[objec
         loop.add_signal_handler(sig, on_signal, sig)
     timeout = max(1.0, min(5.0, settings.leader_renew_deadline_seconds / 2))
     # A client of its own: renewals never queue behind the controller's writes.
-    kube = Kube(Connection.load(), timeout=timeout, max_in_flight=2)
+    kube = Kube(await Connection.resolve(context=settings.kube_context), timeout=timeout, max_in_flight=2)
     elector = Elector(kube, lease_namespace(settings), settings.leader_lease_name, make_identity(),
                       lease_seconds=settings.leader_lease_seconds, renew_deadline=settings.leader_renew_deadline_seconds,
                       retry=settings.leader_retry_seconds)

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from kubetask.kube import ApiError, Kube, core_path, tasks_path
+from kubetask.kube import ApiError, Kube, TransportError, core_path, tasks_path
 from kubetask.operator import metrics, webhooks
 from kubetask.operator.config import OperatorSettings
 from kubetask.operator.controller import Views
@@ -221,7 +221,7 @@ class Deliverer:
 
     def _on_error(self, key: WebhookWork, error: BaseException) -> float:
         failures = self.work.failures(key) + 1
-        if isinstance(error, (ApiError, OSError, httpx.TransportError, asyncio.TimeoutError)):
+        if isinstance(error, (ApiError, TransportError, OSError, httpx.TransportError, asyncio.TimeoutError)):
             log.warning("%s failed (try %d, retried with backoff): %s", key, failures, error)
         else:  # our own bug: loud, with the traceback, and still retried
             log.error("%s failed (try %d, retried with backoff)", key, failures, exc_info=error)

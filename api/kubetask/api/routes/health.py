@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -13,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from kubetask.api.deps import gateway
 from kubetask.api.schemas import Health
 from kubetask.api.service import Gateway
-from kubetask.kube import ApiError
+from kubetask.kube import ApiError, TransportError
 
 router = APIRouter(tags=["health"])
 
@@ -33,7 +32,7 @@ async def readyz(request: Request, gw: Gateway = Depends(gateway)) -> JSONRespon
             await asyncio.wait_for(gw.kube.get("/version"), timeout=3)
             state.api_ok_at = time.monotonic()
             checks["apiserver"] = "ok"
-        except (ApiError, httpx.HTTPError, OSError, asyncio.TimeoutError) as error:
+        except (ApiError, TransportError, OSError, asyncio.TimeoutError) as error:
             checks["apiserver"] = f"unreachable: {type(error).__name__}: {error}"[:300]
     else:
         checks["apiserver"] = "ok"
