@@ -18,7 +18,8 @@ if [[ -z "${KUBECONFIG:-}" ]]; then
   export KUBETASK_POD_ANNOTATION_PREFIXES='["sim.kubetask.io/"]'
   LOCAL=1
 else
-  kubectl apply --server-side -f crds >/dev/null
+  # The CRDs and the admission policies that go with them (policies/; Kubernetes >= 1.30).
+  kubectl apply --server-side -f crds -f policies >/dev/null
   LOCAL=0
 fi
 

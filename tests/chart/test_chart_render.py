@@ -48,7 +48,7 @@ def test_default_render(render: Render) -> None:
     assert crds >= 5
     assert kinds == sorted(["CustomResourceDefinition"] * crds + ["ServiceAccount"] * 2 + ["ClusterRole"] * 2 + ["ClusterRoleBinding"] * 2
                            + ["Deployment"] * 2 + ["Service", "TaskQueue", "Role", "RoleBinding"]
-                           + ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"])  # the handler policy, with the CRDs
+                           + ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 2)  # the handler and parameters policies, with the CRDs
     for doc in docs:
         labels = doc["metadata"]["labels"]
         assert labels["app.kubernetes.io/managed-by"] == "Helm" and labels["app.kubernetes.io/part-of"] == "kubetask"
@@ -191,6 +191,27 @@ def test_crds_not_kept(render: Render) -> None:
         assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
 
 
+POLICY_GATES = {"kubetask.io_handler-progress-only.yaml": "handlerPolicy", "kubetask.io_task-parameters-size.yaml": "parametersPolicy"}
+
+
+def test_every_shipped_policy_has_a_gate() -> None:
+    """The template renders only the files it names: a new file in policies/ needs its value."""
+    assert sorted(p.name for p in (REPO / "policies").glob("*.yaml")) == sorted(POLICY_GATES)
+
+
+@pytest.mark.parametrize("file,gate", sorted(POLICY_GATES.items()))
+def test_each_policy_renders_behind_its_own_value(render: Render, file: str, gate: str) -> None:
+    sources = [d for d in yaml.safe_load_all((REPO / "policies" / file).read_text()) if d]
+    off = render(sets={"crds": {gate: False}})
+    for source in sources:
+        assert one(render(), source["kind"], source["metadata"]["name"])["spec"] == source["spec"]
+        assert not [d for d in find(off, source["kind"]) if d["metadata"]["name"] == source["metadata"]["name"]]
+    others = [f for f in POLICY_GATES if f != file]
+    for other in others:  # the other policies stay
+        for source in [d for d in yaml.safe_load_all((REPO / "policies" / other).read_text()) if d]:
+            assert one(off, source["kind"], source["metadata"]["name"])
+
+
 def test_rendered_handler_policy_is_the_shipped_one(render: Render) -> None:
     """policies/ as `make up` applies it; labels and the keep annotation (with crds.keep) added."""
     sources = [d for d in yaml.safe_load_all((REPO / "policies" / "kubetask.io_handler-progress-only.yaml").read_text()) if d]
@@ -202,7 +223,7 @@ def test_rendered_handler_policy_is_the_shipped_one(render: Render) -> None:
         assert source["metadata"]["labels"].items() <= got["metadata"]["labels"].items()
     for doc in find(render(sets={"crds": {"keep": False}}), "ValidatingAdmissionPolicy"):
         assert "helm.sh/resource-policy" not in (doc["metadata"].get("annotations") or {})
-    off = render(sets={"crds": {"handlerPolicy": False}})
+    off = render(sets={"crds": {"handlerPolicy": False, "parametersPolicy": False}})
     assert not find(off, "ValidatingAdmissionPolicy") and not find(off, "ValidatingAdmissionPolicyBinding")
     assert find(off, "CustomResourceDefinition")
 

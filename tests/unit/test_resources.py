@@ -76,10 +76,12 @@ def test_positive_quantities_are_accepted_everywhere(text: str) -> None:
 
 
 def test_parameters_the_api_server_lets_through_are_refused_by_the_gateway() -> None:
-    """The API server bounds only the key count (docs/resources.md, "Where parameters are bounded");
-    90 KB in one key passes it (test_crd_contract.py) and must not pass the models."""
-    with pytest.raises(ValidationError, match="bytes serialized"):
-        TaskSpec.model_validate({"type": "echo", "parameters": {"blob": "x" * 90_000}})
+    """The API server bounds the key count and the top level's strings (docs/resources.md, "Where
+    parameters are bounded"); 90 KB below the top level passes it (test_crd_contract.py), and
+    neither may pass the models."""
+    for parameters in ({"blob": "x" * 90_000}, {"files": {"blob": "x" * 90_000}}):
+        with pytest.raises(ValidationError, match="bytes serialized"):
+            TaskSpec.model_validate({"type": "echo", "parameters": parameters})
 
 
 def test_resolve_checks_schema_and_limits() -> None:
