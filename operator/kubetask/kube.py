@@ -32,6 +32,7 @@ import shutil
 import ssl
 import tempfile
 import threading
+from importlib.metadata import version as _version
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -48,6 +49,7 @@ from kubetask.resources.models import GROUP, VERSION
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 MERGE_PATCH = "application/merge-patch+json"
+USER_AGENT = f"kubetask/{_version('kubetask')}"
 EXPIRY_MARGIN = timedelta(seconds=10)  # run an exec plugin again this long before its token expires
 JSON_PATCH = "application/json-patch+json"
 
@@ -289,7 +291,11 @@ class Connection:
         configuration.refresh_api_key_hook = current_credentials
         with self.tls.files() as (ca, cert, key):
             configuration.ssl_ca_cert, configuration.cert_file, configuration.key_file = ca, cert, key
-            return ApiClient(configuration)
+            client = ApiClient(configuration)
+        # The API server names the field manager of every write after the User-Agent's product:
+        # "kubetask" in managedFields and audit logs, not the generated client's "OpenAPI-Generator".
+        client.user_agent = USER_AGENT
+        return client
 
 
 def _forget_library_files(scratch: str) -> None:
