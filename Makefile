@@ -25,6 +25,19 @@ install: $(VENV)/.installed ## Create .venv and install kubetask with its dev de
 controlplane: ## Build (or reuse) etcd, kube-* and kwok binaries in ~/.cache/kubetask
 	bash hack/build-controlplane.sh
 
+.PHONY: realnode
+realnode: ## Build (or reuse) the kubelet and the handler images for the local real node (root; docs/real-node.md)
+	bash hack/build-realnode.sh
+
+.PHONY: up-real-node
+up-real-node: install ## Start the local control plane plus real-node-0, a real kubelet on containerd (root)
+	@$(PY) hack/localcluster.py up --name $(CLUSTER) --real-node
+
+.PHONY: test-real-node
+test-real-node: install ## Run the handler images in real containers: real-node-0 on cluster $(CLUSTER)-realnode, then its tests
+	@kubeconfig="$$($(PY) hack/localcluster.py up --name $(CLUSTER)-realnode --real-node)" && \
+	  KUBETASK_TEST_KUBECONFIG="$$kubeconfig" $(PY) -m pytest tests/integration/test_real_node.py $(PYTEST_ARGS)
+
 .PHONY: run
 run: install ## Run kubetask: local control plane (unless KUBECONFIG is set), CRDs, operator and gateway
 	bash hack/run-local.sh
@@ -42,12 +55,15 @@ kubeconfig: install ## Print the local control plane's kubeconfig path
 	@$(PY) hack/localcluster.py kubeconfig --name $(CLUSTER)
 
 .PHONY: test
-test: install ## Run the whole test suite: mypy --strict, chart lint, unit, then integration on a fresh local control plane
+test: install ## Run the whole test suite: mypy --strict, chart lint, unit, then integration on a fresh local control plane with its real node
 	bash hack/build-controlplane.sh >/dev/null
+	@# The real node's kubelet, Debian packages and images (docs/real-node.md): about 4 minutes the first time, cached after.
+	bash hack/build-realnode.sh >/dev/null
 	$(PY) -m kubetask.resources.crdgen --check crds
 	@# The static checks first, so CI (.ci/run) keeps them true: about 2 s with warm caches (a first chart lint builds helm and kubeconform).
 	$(MAKE) --no-print-directory lint chart-lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@# KUBETASK_TEST_REAL_NODE=1: tests/integration/test_real_node.py starts real-node-0 on the session's cluster and fails, not skips, if it cannot.
+	KUBETASK_TEST_REAL_NODE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: install ## Run the tests that need no cluster

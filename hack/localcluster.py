@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The local Kubernetes control plane for tests and the demo, run as plain processes.
 
-    python hack/localcluster.py up [--name NAME]     # build (cached) + start; prints the kubeconfig path
+    python hack/localcluster.py up [--name NAME] [--real-node]   # build (cached) + start; prints the kubeconfig path
     python hack/localcluster.py down [--name NAME]
     python hack/localcluster.py kubeconfig [--name NAME]
 
@@ -22,6 +22,10 @@ Pods of an Indexed Job (a fan-out Task) can fail by index (SIM_EXIT_CODES) and p
 into their message.
 Pods must carry at least one annotation for kwok to evaluate the stages (every kubetask pod has
 kubetask.io/parameters); pods of Deployments and bare pods keep running.
+
+With `--real-node`, a real kubelet on containerd joins as `real-node-0` (hack/realnode.py), tainted
+`kubetask.io/real-node=true:NoSchedule`: only pods that tolerate it run real containers, from the
+images hack/build-realnode.sh builds. `down` stops it too.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -52,6 +57,8 @@ SIM_REASON = "sim.kubetask.io/reason"  # the terminated state's reason on failur
 SIM_EXIT_CODES = "sim.kubetask.io/exit-codes"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # set by the Job controller on Indexed Job pods
 
+# kwok manages only nodes with this annotation (the fake ones), never the real kubelet's node.
+KWOK_NODE_ANNOTATION, KWOK_NODE_VALUE = "kwok.x-k8s.io/node", "fake"
 CPU_NODES = 3
 GPU_NODES = 2
 GPUS_PER_NODE = 4
@@ -161,7 +168,7 @@ def nodes() -> list[dict[str, object]]:
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": name, "labels": {"type": "kwok", "kubernetes.io/hostname": name,
                                                   "kubernetes.io/os": "linux", **labels},
-                         "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"}},
+                         "annotations": {KWOK_NODE_ANNOTATION: KWOK_NODE_VALUE, "node.alpha.kubernetes.io/ttl": "0"}},
             "spec": {},
             "status": {"allocatable": capacity, "capacity": capacity},
         }
@@ -209,10 +216,21 @@ class LocalCluster:
                                capture_output=True, text=True, timeout=20)
         return probe.returncode == 0
 
-    def up(self, install_crds: bool = True) -> Path:
+    def real_node(self) -> Any:
+        """The real kubelet node of this cluster (hack/realnode.py), started by up(real_node=True)."""
+        here = str(Path(__file__).resolve().parent)
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        import realnode
+
+        return realnode.RealNode(self.name, self.cluster_dir, self.kubeconfig, self.binaries() / "kubectl")
+
+    def up(self, install_crds: bool = True, real_node: bool = False) -> Path:
         bin_dir = self.binaries()
         if self.is_running():
             self._log(f"cluster {self.name!r} already running")
+            if real_node:
+                self._start_real_node()
             return self.kubeconfig
         self.down(quiet=True)
         env = self.env(bin_dir)
@@ -244,7 +262,19 @@ class LocalCluster:
                 self._report_failure(f"installing the CRDs failed:\n{crds.stderr}")
             self._wait(kubectl, ["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"], "CRDs established", env)
         self._log(f"cluster {self.name!r} ready in {time.monotonic() - started:.1f}s")
+        if real_node:
+            self._start_real_node()
         return self.kubeconfig
+
+    def _start_real_node(self) -> None:
+        node = self.real_node()
+        if node.is_running():
+            self._log(f"real node of {self.name!r} already running")
+            return
+        try:
+            node.up()
+        except node.error as error:
+            self._report_failure(str(error))
 
     def down(self, quiet: bool = False) -> None:
         """Stop every process running from this cluster's folder, then delete the folder.
@@ -253,6 +283,8 @@ class LocalCluster:
         ~/.kube/config) it exits at once with "empty path" and leaves etcd and kube-apiserver
         running, and a process restarted by restart_component is not in its records anyway.
         """
+        if (self.cluster_dir / "realnode").exists():
+            self.real_node().down(quiet=quiet)
         processes = self._processes()
         if processes or self.cluster_dir.exists():
             _terminate(processes)
@@ -314,6 +346,13 @@ class LocalCluster:
                 {"name": "etcd", "extraArgs": [{"key": "unsafe-no-fsync", "value": "true"}]},
                 {"name": "kube-apiserver", "extraArgs": [
                     {"key": key, "value": value, "override": True} for key, value in APISERVER_FLOW_CONTROL.items()]},
+                # kwokctl's binary runtime starts kwok with --manage-all-nodes=true: it would take
+                # the real kubelet's node too (its lease, its status, its pods). Only the fake
+                # nodes (annotated, see nodes()) are kwok's.
+                # (kwokctl finds no "key value" pair to replace and appends the flag; the last one wins.)
+                {"name": "kwok-controller", "extraArgs": [
+                    {"key": "manage-all-nodes", "value": "false", "override": True},
+                    {"key": "manage-nodes-with-annotation-selector", "value": f"{KWOK_NODE_ANNOTATION}={KWOK_NODE_VALUE}"}]},
             ],
         }
         path = CACHE / "kwok" / f"{self.name}-config.yaml"
@@ -372,10 +411,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up", "down", "kubeconfig", "binaries"])
     parser.add_argument("--name", default=os.environ.get("KUBETASK_CLUSTER", DEFAULT_NAME))
+    parser.add_argument("--real-node", action="store_true",
+                        help="also start real-node-0, a real kubelet on containerd (root; hack/realnode.py)")
     args = parser.parse_args(argv)
     cluster = LocalCluster(args.name)
     if args.command == "up":
-        print(cluster.up())
+        print(cluster.up(real_node=args.real_node))
     elif args.command == "down":
         cluster.down()
     elif args.command == "kubeconfig":

@@ -17,7 +17,9 @@ from jsonschema import Draft202012Validator
 from sdk_harness import EXAMPLES, HANDLERS
 
 NAMES = ["cpu-burn", "echo", "flaky", "gpu-matmul", "progress"]
-DIGEST_PIN = re.compile(r"^FROM [^\s@]+:[^\s@]+@sha256:[0-9a-f]{64}(\s|$)", re.MULTILINE)
+# The public base is pinned by digest, in FROM itself or in the ARG default that FROM uses (so a
+# local build can pass another base: hack/build-realnode.sh).
+DIGEST_PIN = re.compile(r"^(FROM |ARG \w+=)[^\s@]+:[^\s@]+@sha256:[0-9a-f]{64}(\s|$)", re.MULTILINE)
 
 
 def load(path: Path) -> Any:

@@ -46,6 +46,14 @@ def test_plain_text_result_stays_text() -> None:
     assert parse_result("[1, 2]") == [1, 2]
 
 
+def test_an_oom_killed_pod_names_oomkilled_in_last_failure() -> None:
+    verdict = observe_run(job(finished="Failed", reason="BackoffLimitExceeded", message="Job has reached the specified backoff limit", failed=1),
+                          [pod("p1", "Failed", exit_code=137, terminated_reason="OOMKilled")])
+    assert verdict.reason == "BackoffLimitExceeded"  # the conditions keep the Job's reason
+    assert verdict.failure == {"reason": "OOMKilled", "exitCode": 137,
+                               "message": "the handler was killed for exceeding its memory limit (OOMKilled)"}
+
+
 def test_backoff_limit_failure_reports_the_last_pod() -> None:
     verdict = observe_run(job(finished="Failed", reason="BackoffLimitExceeded", message="Job has reached the specified backoff limit", failed=2),
                           [pod("p1", "Failed", exit_code=3, message="first"),

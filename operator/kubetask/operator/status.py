@@ -179,6 +179,13 @@ def _failure_from(pod: PodSummary | None, reason: str, message: str) -> dict[str
             failure["exitCode"] = pod.exit_code
         if pod.message:
             failure["message"] = pod.message
+        if pod.terminated_reason == "OOMKilled":
+            # The one container reason that the Job's reason (BackoffLimitExceeded) hides and a
+            # user must see: the kernel killed the handler over its memory limit. An OOM-killed
+            # handler writes no termination message, so say it here.
+            failure["reason"] = "OOMKilled"
+            if not pod.message:
+                failure["message"] = "the handler was killed for exceeding its memory limit (OOMKilled)"
     return failure
 
 

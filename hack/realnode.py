@@ -1,0 +1,420 @@
+"""A real kubelet node beside the kwok nodes of the local control plane (`localcluster.py up --real-node`).
+
+One node, `real-node-0`: the kubelet built by hack/build-realnode.sh on Debian's containerd and
+runc, with the images that script builds from the repository's Dockerfiles loaded into its
+containerd (namespace k8s.io). It is tainted `kubetask.io/real-node=true:NoSchedule` and labelled
+`kubetask.io/node-kind=real`, so only pods that tolerate the taint and select the label land there
+(a TaskType's nodeSelector and tolerations); kwok does not manage it (kwokctl's kwok only takes nodes
+annotated kwok.x-k8s.io/node=fake).
+
+Isolation, so that it collides with nothing else on the machine and reaches nothing:
+- containerd has its own config, root, state and socket under the cluster's folder, never the
+  machine's /var/lib/containerd or /run/containerd/containerd.sock, and runc its own state root.
+  (containerd 1.6 still puts its shims' sockets in /run/containerd/s/, named by a hash of our
+  socket's path, so they cannot clash.) Its shims are found by that socket on the way down.
+- containerd (and so every container, hostNetwork ones included, and every image pull) runs in a
+  network namespace of its own, `kt-<hash of the cluster name>`, with nothing but loopback and the
+  pods' bridge: an image that is not loaded cannot be pulled from anywhere, and no packet leaves
+  that namespace. Each pod gets loopback and an eth0 on that bridge, with no route (CNI `bridge`).
+- the kubelet listens on 127.0.0.1 only, keeps its state, pod logs and certificates in the cluster's
+  folder, and puts pods under the cgroup `/kubetask-<cluster>` (cgroupfs driver, cgroup v1).
+
+What does not work, by that design: `kubectl logs/exec` (the API server would dial the node's
+address; the kubelet does not listen there), and progress reports from inside a pod (no route to
+the API server). See docs/real-node.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("KUBETASK_CACHE", Path.home() / ".cache" / "kubetask"))
+
+NODE_NAME = "real-node-0"
+TAINT_KEY = "kubetask.io/real-node"
+TAINT = f"{TAINT_KEY}=true:NoSchedule"
+NODE_LABELS = {"kubetask.io/node-kind": "real", TAINT_KEY: "true"}
+# What a TaskType sets to run its Tasks on the real node.
+NODE_SELECTOR = {"kubetask.io/node-kind": "real"}
+TOLERATION = {"key": TAINT_KEY, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+PAUSE_IMAGE = "localhost/kubetask/pause:local"
+# Pod addresses: they exist only inside the node's own network namespace (see _containerd_config).
+POD_SUBNET = "10.244.77.0/24"
+# cgroup v1 hierarchies the kubelet and runc use (cgroupfs driver); `systemd` is the named one.
+CGROUP_V1 = Path("/sys/fs/cgroup")
+
+
+class NodeError(Exception):
+    """The node could not start; the message carries the tail of the logs that explain it."""
+
+
+@dataclass
+class RealNode:
+    cluster: str
+    cluster_dir: Path  # the kwok cluster's folder: the node lives in <cluster_dir>/realnode
+    kubeconfig: Path
+    kubectl: Path
+    error = NodeError  # what up() raises, for callers that load this module by path
+
+    @property
+    def dir(self) -> Path:
+        return self.cluster_dir / "realnode"
+
+    @property
+    def logs(self) -> Path:
+        # Beside kwokctl's own component logs, so localcluster's failure report tails them too.
+        return self.cluster_dir / "logs"
+
+    @property
+    def netns(self) -> str:
+        # Named by a hash: interface and namespace names stay short, and no two clusters share one.
+        return f"kt-{hashlib.sha256(self.cluster.encode()).hexdigest()[:10]}"
+
+    @property
+    def cgroup(self) -> str:
+        return f"/kubetask-{self.cluster}"
+
+    @property
+    def socket(self) -> Path:
+        return self.dir / "containerd.sock"
+
+    # -- build ----------------------------------------------------------------------------------
+    @staticmethod
+    def build() -> tuple[Path, Path, list[str]]:
+        """The kubelet, the node's image archive and the references in it (hack/build-realnode.sh:
+        cached, progress on stderr)."""
+        done = subprocess.run(["bash", str(REPO / "hack" / "build-realnode.sh")], stdout=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            raise NodeError("building the real node failed (see the messages above)")
+        kubelet = Path(done.stdout.strip().splitlines()[-1])
+        images = CACHE / "realnode" / "images"
+        archive = Path((images / "current").read_text().strip())
+        refs = [line for line in (images / "current.refs").read_text().splitlines() if line]
+        return kubelet, archive, refs
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        pids = self._pid_files()
+        return all(n in pids and _alive(pids[n]) for n in ("containerd", "kubelet"))
+
+    def up(self) -> None:
+        if os.geteuid() != 0:
+            raise NodeError("the real node needs root (containerd, runc, cgroups, network namespaces)")
+        kubelet, archive, refs = self.build()
+        self.down(quiet=True)
+        self.dir.mkdir(parents=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        self._netns_up()
+        self._start_containerd()
+        self._import(archive, refs)
+        self._cgroups_up()
+        self._start_kubelet(kubelet)
+        self._wait_ready()
+        _log(f"real node {NODE_NAME} Ready in {time.monotonic() - started:.1f}s (taint {TAINT})")
+
+    def down(self, quiet: bool = False) -> None:
+        """Stop the kubelet, every container, the shims and containerd; unmount and delete what
+        they left. Only processes of this node: found by its pid files, its containerd socket (the
+        shims' command line) and its cgroup (the containers)."""
+        if not self.dir.exists() and not _netns_exists(self.netns):
+            return
+        pids = self._pid_files()
+        _terminate([pids[n] for n in ("kubelet",) if n in pids])
+        # Containers: every process in this node's cgroup (pod sandboxes and handlers).
+        _terminate(self._cgroup_processes(), grace=2.0, first=signal.SIGKILL)
+        _terminate([pid for pid in _all_pids() if str(self.socket) in _cmdline(pid)], grace=5.0)  # shims
+        _terminate([pids[n] for n in ("containerd",) if n in pids])
+        _unmount_under(self.dir)
+        self._cgroups_down()
+        if _netns_exists(self.netns):
+            subprocess.run(["ip", "netns", "delete", self.netns], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if not quiet:
+            _log(f"real node {NODE_NAME} stopped")
+
+    # -- pieces ---------------------------------------------------------------------------------
+    def _netns_up(self) -> None:
+        # Nothing but a loopback interface: no veth, no route, so nothing inside reaches out.
+        for cmd in (["ip", "netns", "add", self.netns], ["ip", "-n", self.netns, "link", "set", "lo", "up"]):
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise NodeError(f"{' '.join(cmd)} failed: {done.stderr.strip()}")
+
+    def _containerd_config(self) -> Path:
+        d = self.dir
+        cni_conf = d / "cni"
+        cni_conf.mkdir()
+        # containerd's CRI needs an eth0 with an address in every pod (loopback alone fails with
+        # "failed to find network info for sandbox"). So: a bridge inside the node's own network
+        # namespace (kt-<hash>, which has nothing else), pod addresses from POD_SUBNET, and no
+        # route at all, not even to the bridge as a gateway: a pod reaches its own loopback and
+        # its neighbours on that bridge, nothing else, and nothing leaves the namespace.
+        (cni_conf / "10-kubetask.conflist").write_text(json.dumps({
+            "cniVersion": "0.3.1", "name": "kubetask-isolated", "plugins": [{
+                "type": "bridge", "bridge": "kt0", "isGateway": False, "ipMasq": False, "hairpinMode": False,
+                "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET}]], "routes": [],
+                         "dataDir": str(d / "cni-ipam")},
+            }],
+        }, indent=2))
+        cri = "io.containerd.grpc.v1.cri"
+        config = f"""# containerd for the local real node {NODE_NAME} of cluster {self.cluster!r} (hack/realnode.py).
+version = 2
+root = "{d / 'containerd-root'}"
+state = "{d / 'containerd-state'}"
+oom_score = 0
+
+[grpc]
+  address = "{self.socket}"
+[ttrpc]
+  address = "{self.socket}.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d / 'containerd-opt'}"
+[plugins."{cri}"]
+  # Built locally (hack/realnode/pause.c): there is no registry to pull registry.k8s.io/pause from.
+  sandbox_image = "{PAUSE_IMAGE}"
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  disable_apparmor = true
+  tolerate_missing_hugetlb_controller = true
+  # This sandbox's root lacks CAP_SYS_RESOURCE, so no process may lower its oom_score_adj: the
+  # kubelet's -998 for pod sandboxes failed in runc ("failed to update /proc/self/oom_score_adj:
+  # Permission denied"). Restricted, containerd clamps scores to its own (0) instead.
+  restrict_oom_score_adj = true
+  [plugins."{cri}".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."{cri}".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."{cri}".containerd.runtimes.runc.options]
+        BinaryName = "{shutil.which('runc') or '/usr/sbin/runc'}"
+        Root = "{d / 'runc'}"
+        SystemdCgroup = false
+  [plugins."{cri}".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{cni_conf}"
+    max_conf_num = 1
+"""
+        path = d / "containerd.toml"
+        path.write_text(config)
+        return path
+
+    def _start_containerd(self) -> None:
+        config = self._containerd_config()
+        # nsenter --net only: the mount namespace stays the machine's, so containerd sees the
+        # kubelet's volume mounts (ip netns exec would give it a mount namespace of its own).
+        self._spawn("containerd", ["nsenter", f"--net=/run/netns/{self.netns}", "--",
+                                   "containerd", "--config", str(config), "--log-level", "info"])
+        self._wait(lambda: self._ctr("version").returncode == 0, 30, "containerd", "containerd")
+
+    def _import(self, archive: Path, refs: list[str]) -> None:
+        started = time.monotonic()
+        done = self._ctr("-n", "k8s.io", "images", "import", str(archive))
+        if done.returncode != 0:
+            raise NodeError(f"ctr images import {archive} failed: {done.stderr.strip()}")
+        loaded = set(self._ctr("-n", "k8s.io", "images", "ls", "-q").stdout.split())
+        missing = [ref for ref in refs if ref not in loaded]
+        if missing:
+            raise NodeError(f"{archive} did not load {missing}")
+        _log(f"loaded {len(refs)} images into the node's containerd in {time.monotonic() - started:.1f}s")
+
+    def _cgroups_up(self) -> None:
+        """Create /kubetask-<cluster> in every v1 hierarchy: the kubelet's --cgroup-root must exist."""
+        for hierarchy in _v1_hierarchies():
+            path = hierarchy / self.cgroup.lstrip("/")
+            path.mkdir(exist_ok=True)
+            if hierarchy.name == "cpuset":  # a cpuset cgroup takes no task before cpus and mems are set
+                for f in ("cpuset.cpus", "cpuset.mems"):
+                    (path / f).write_text((hierarchy / f).read_text())
+
+    def _cgroups_down(self) -> None:
+        # The kubelet (cadvisor) also makes the cgroup in the v2 `unified` hierarchy.
+        for hierarchy in [*_v1_hierarchies(), CGROUP_V1 / "unified"]:
+            root = hierarchy / self.cgroup.lstrip("/")
+            if root.exists():
+                for sub in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+                    _rmdir(sub)
+                _rmdir(root)
+
+    def _start_kubelet(self, kubelet: Path) -> None:
+        d = self.dir
+        port, healthz = _free_port(), _free_port()
+        ca = self.cluster_dir / "pki" / "ca.crt"
+        config = {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+            "cgroupDriver": "cgroupfs", "cgroupRoot": self.cgroup, "cgroupsPerQOS": True,
+            "failSwapOn": False,
+            "address": "127.0.0.1", "port": port, "readOnlyPort": 0,
+            "healthzBindAddress": "127.0.0.1", "healthzPort": healthz,
+            "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
+                               "x509": {"clientCAFile": str(ca)}},
+            "authorization": {"mode": "Webhook"},
+            "podLogsDir": str(d / "pod-logs"),
+            "containerRuntimeEndpoint": f"unix://{self.socket}",
+            "imageServiceEndpoint": f"unix://{self.socket}",
+            "registerWithTaints": [{"key": TAINT_KEY, "value": "true", "effect": "NoSchedule"}],
+            "maxPods": 16,
+            # Loaded images are all there is: never garbage-collect them, never evict on this
+            # shared machine's disk usage.
+            "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+            "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+            "serializeImagePulls": True,
+            "resolvConf": "",  # pods have no network: no DNS
+            "localStorageCapacityIsolation": True,
+            "nodeStatusReportFrequency": "10s", "nodeStatusUpdateFrequency": "5s",
+            "staticPodPath": "",
+            "shutdownGracePeriod": "0s",
+        }
+        path = d / "kubelet.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        (d / "pod-logs").mkdir()
+        labels = ",".join(f"{k}={v}" for k, v in NODE_LABELS.items())
+        self._spawn("kubelet", [str(kubelet), "--config", str(path), "--kubeconfig", str(self.kubeconfig),
+                                "--root-dir", str(d / "kubelet"), "--cert-dir", str(d / "kubelet-pki"),
+                                "--hostname-override", NODE_NAME, "--node-labels", labels, "--v", "2"])
+
+    def _wait_ready(self) -> None:
+        def ready() -> bool:
+            done = subprocess.run([str(self.kubectl), "--kubeconfig", str(self.kubeconfig), "get", "node", NODE_NAME,
+                                   "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"],
+                                  capture_output=True, text=True)
+            return done.stdout.strip() == "True"
+        self._wait(ready, 120, f"node {NODE_NAME} Ready", "kubelet")
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = open(self.logs / f"realnode-{name}.log", "ab")
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+        (self.dir / f"{name}.pid").write_text(str(process.pid))
+
+    def _pid_files(self) -> dict[str, int]:
+        found = {}
+        for f in self.dir.glob("*.pid") if self.dir.exists() else []:
+            try:
+                found[f.stem] = int(f.read_text().strip())
+            except ValueError:
+                pass
+        return found
+
+    def _ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ctr", "--address", str(self.socket), *args], capture_output=True, text=True, timeout=600)
+
+    def _cgroup_processes(self) -> list[int]:
+        pids: set[int] = set()
+        for hierarchy in _v1_hierarchies():
+            root = hierarchy / self.cgroup.lstrip("/")
+            for procs in root.rglob("cgroup.procs") if root.exists() else []:
+                try:
+                    pids.update(int(p) for p in procs.read_text().split())
+                except OSError:
+                    pass
+        return sorted(pids)
+
+    def _wait(self, probe: Callable[[], bool], timeout: float, what: str, component: str) -> None:
+        deadline = time.monotonic() + timeout
+        pid = self._pid_files().get(component)
+        while time.monotonic() < deadline:
+            if probe():
+                return
+            if pid is not None and not _alive(pid):
+                raise NodeError(f"{component} exited while waiting for {what}\n{self.tail(component)}")
+            time.sleep(0.5)
+        raise NodeError(f"timed out after {timeout:.0f}s waiting for {what}\n{self.tail(component)}")
+
+    def tail(self, component: str, lines: int = 25) -> str:
+        log = self.logs / f"realnode-{component}.log"
+        text = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else ["(no log)"]
+        return "\n".join([f"--- last lines of {log} ---", *text])
+
+
+def _log(message: str) -> None:
+    print(f"[localcluster] {message}", file=sys.stderr, flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _v1_hierarchies() -> list[Path]:
+    if not CGROUP_V1.exists():
+        return []
+    return [p for p in sorted(CGROUP_V1.iterdir()) if p.is_dir() and p.name != "unified" and (p / "cgroup.procs").exists()]
+
+
+def _rmdir(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def _netns_exists(name: str) -> bool:
+    return Path("/run/netns", name).exists()
+
+
+def _all_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _terminate(pids: list[int], grace: float = 10.0, first: int = signal.SIGTERM) -> None:
+    for sig in dict.fromkeys((first, signal.SIGKILL)):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not any(_alive(p) for p in pids):
+            return
+
+
+def _unmount_under(path: Path) -> None:
+    """Lazily unmount every mount below `path`, deepest first (overlay rootfs, volume tmpfs, shm)."""
+    prefix = str(path) + os.sep
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        target = line.split()[4].replace("\\040", " ")
+        if target.startswith(prefix):
+            mounts.append(target)
+    for target in sorted(set(mounts), key=len, reverse=True):
+        subprocess.run(["umount", "-l", target], capture_output=True)

@@ -1,0 +1,248 @@
+"""The handler contract in real containers: the example images on the local real node.
+
+`hack/localcluster.py up --real-node` adds `real-node-0`, a real kubelet on containerd, beside the
+kwok nodes, with the images hack/build-realnode.sh builds from the repository's Dockerfiles. Here
+every Task goes through the real operator, Job controller, scheduler and kubelet, is submitted with
+`kubectl apply`, and its TaskType sends it to that node (nodeSelector + toleration of its taint).
+
+Opt-in: the tests run when the cluster under test has a Ready `real-node-0`, and are skipped with
+the reason otherwise. KUBETASK_TEST_REAL_NODE=1 starts the node on the local cluster under test
+(root; the first build takes minutes, docs/real-node.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+import yaml
+
+from harness import REPO, localcluster, wait_for
+from kt import apply_queue, get_task, pods_of, wait_phase
+from kubetask.kube import ApiError, KubeSync, core_path
+
+EXAMPLES = REPO / "handlers-images" / "examples"
+RBAC = REPO / "handlers-images" / "rbac" / "handler-rbac.yaml"
+NODE = "real-node-0"
+NODE_SELECTOR = {"kubetask.io/node-kind": "real"}
+TOLERATION = {"key": "kubetask.io/real-node", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+
+pytestmark = [pytest.mark.usefixtures("operator"), pytest.mark.realnode]
+
+
+def _node_ready(kube: KubeSync) -> bool:
+    try:
+        node = kube.get(core_path("nodes", name=NODE))
+    except ApiError:
+        return False
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
+
+
+@pytest.fixture(scope="module")
+def real_node(kube: KubeSync, kubeconfig: Path) -> Path:
+    """The real node's folder (its pod logs are read from there); skips when there is none."""
+    cluster_dir = kubeconfig.parent
+    local = cluster_dir.parent == localcluster.CACHE / "kwok" / "clusters"
+    if not _node_ready(kube) and os.environ.get("KUBETASK_TEST_REAL_NODE") == "1" and local:
+        try:
+            localcluster.LocalCluster(cluster_dir.name).up(real_node=True)
+        except SystemExit as error:  # localcluster reports a failed start with its logs' tails
+            pytest.fail(f"KUBETASK_TEST_REAL_NODE=1 but the real node did not start:\n{error}")
+    if not _node_ready(kube):
+        pytest.skip(f"no Ready node {NODE} in the cluster under test: start it with "
+                    "`hack/localcluster.py up --real-node` (root) or set KUBETASK_TEST_REAL_NODE=1")
+    return cluster_dir / "realnode"
+
+
+class Kubectl:
+    def __init__(self, binary: Path, kubeconfig: Path, namespace: str) -> None:
+        self.base = [str(binary), "--kubeconfig", str(kubeconfig), "-n", namespace]
+
+    def __call__(self, *args: str, input: str | None = None) -> str:
+        done = subprocess.run([*self.base, *args], input=input, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    def apply(self, *docs: dict[str, Any]) -> None:
+        # JSON, not YAML: kubectl reads YAML 1.1, where a key like `n` would become false.
+        self("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(docs)}))
+
+
+def on_real_node(path: Path, **changes: Any) -> dict[str, Any]:
+    """An example TaskType, sent to the real node (and changed as a test needs)."""
+    tasktype: dict[str, Any] = yaml.safe_load(path.read_text())
+    tasktype["spec"].update(nodeSelector=NODE_SELECTOR, tolerations=[TOLERATION])
+    name = changes.pop("name", None)
+    if name:
+        tasktype["metadata"]["name"] = name
+    tasktype["spec"].update(changes)
+    return tasktype
+
+
+def task(name: str, type_: str, parameters: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "kubetask.io/v1alpha1", "kind": "Task", "metadata": {"name": name},
+            "spec": {"type": type_, "parameters": parameters, **spec}}
+
+
+@pytest.fixture
+def kubectl(real_node: Path, bin_dir: Path, kubeconfig: Path, kube: KubeSync, namespace: str) -> Kubectl:
+    ctl = Kubectl(bin_dir / "kubectl", kubeconfig, namespace)
+    ctl("apply", "-f", str(RBAC))
+    apply_queue(kube, namespace, "default", maxRunning=10)
+    ctl.apply(*(on_real_node(EXAMPLES / name / "tasktype.yaml") for name in ("echo", "flaky", "progress")))
+    return ctl
+
+
+def the_pod(kube: KubeSync, namespace: str, name: str) -> dict[str, Any]:
+    pods = pods_of(kube, namespace, name)
+    assert pods, f"Task {name} has no pod"
+    return sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"])[-1]
+
+
+def terminated(pod: dict[str, Any]) -> dict[str, Any]:
+    return dict(pod["status"]["containerStatuses"][0]["state"]["terminated"])
+
+
+def ran_for_real(pod: dict[str, Any]) -> None:
+    assert pod["spec"]["nodeName"] == NODE
+    assert pod["status"]["containerStatuses"][0]["containerID"].startswith("containerd://")
+
+
+def open_log(real_node: Path, kube: KubeSync, namespace: str, name: str) -> IO[str]:
+    """The handler container's log file on the node, opened while the pod runs: the open file
+    stays readable after the kubelet deletes it with the pod. (`kubectl logs` does not work on
+    this node: the API server would have to dial the node's address, docs/real-node.md.)"""
+    def opened() -> IO[str] | None:
+        pods = pods_of(kube, namespace, name)
+        if not pods:
+            return None
+        meta = pods[-1]["metadata"]
+        path = real_node / "pod-logs" / f"{namespace}_{meta['name']}_{meta['uid']}" / "handler" / "0.log"
+        return path.open() if path.exists() else None
+    return wait_for(opened, timeout=60, what=f"the log file of {name}'s container")
+
+
+def read_until(log: IO[str], text: str, timeout: float) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen += log.read()
+        if text in seen:
+            return seen
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} not in the container log within {timeout}s; log:\n{seen}")
+
+
+def test_echo_result_from_the_termination_message(kube: KubeSync, namespace: str, kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", str(EXAMPLES / "echo" / "example-task.yaml"))
+    done = wait_phase(kube, namespace, "echo-example", "Succeeded", timeout=120)
+    assert done["status"]["result"] == {"echo": {"message": "HELLO, KUBETASK", "tags": ["DEMO", "ECHO"]},
+                                        "task": "echo-example", "run": 0}
+    pod = the_pod(kube, namespace, "echo-example")
+    ran_for_real(pod)
+    assert terminated(pod)["exitCode"] == 0 and terminated(pod)["reason"] == "Completed"
+
+
+def test_parameters_are_read_from_the_downward_api_file(kube: KubeSync, namespace: str, kubectl: Kubectl) -> None:
+    # The variable is unset before the SDK starts: the parameters can only come from the file
+    # the kubelet projects from the pod's annotation (/etc/kubetask/parameters.json).
+    kubectl.apply(on_real_node(EXAMPLES / "echo" / "tasktype.yaml", name="echo-file", command=[
+        "/bin/sh", "-c", "unset KUBETASK_PARAMETERS; exec python -m kubetask_sdk /opt/kubetask/handler/handler.py"]))
+    parameters = {"message": "from the file", "tags": ["a", "b"], "data": {"n": 1, "nested": {"ok": True}}}
+    kubectl.apply(task("from-file", "echo-file", parameters))
+    done = wait_phase(kube, namespace, "from-file", "Succeeded", timeout=120)
+    assert done["status"]["result"]["echo"] == parameters
+    ran_for_real(the_pod(kube, namespace, "from-file"))
+
+
+def test_non_retryable_exit_code_fails_without_a_retry(kube: KubeSync, namespace: str, kubectl: Kubectl) -> None:
+    kubectl.apply(task("fatal", "flaky", {"mode": "fatal", "message": "the input is corrupt"}, retries=2))
+    done = wait_phase(kube, namespace, "fatal", "Failed", timeout=120, reason="PodFailurePolicy")
+    status = done["status"]
+    assert status["attempts"] == 1
+    assert status["lastFailure"]["exitCode"] == 65
+    assert json.loads(status["lastFailure"]["message"]) == {"error": "the input is corrupt", "type": "NonRetryableError"}
+    pods = pods_of(kube, namespace, "fatal")
+    assert len(pods) == 1, "a non-retryable exit code must not be retried"
+    ran_for_real(pods[0])
+    assert terminated(pods[0])["exitCode"] == 65
+
+
+def test_retryable_failure_succeeds_on_a_retry(kube: KubeSync, namespace: str, kubectl: Kubectl) -> None:
+    # The first attempt fails (exit 1) before failUntil; the Job controller retries 10 s later,
+    # after it, and that attempt succeeds.
+    until = (datetime.now(timezone.utc) + timedelta(seconds=6)).isoformat()
+    kubectl.apply(task("flaky-retry", "flaky", {"mode": "retryable", "failUntil": until}, retries=2))
+    done = wait_phase(kube, namespace, "flaky-retry", "Succeeded", timeout=150)
+    assert done["status"]["attempts"] == 2
+    assert done["status"]["result"] == {"mode": "retryable", "run": 0, "ok": True, "failedUntil": until}
+    first, second = sorted(pods_of(kube, namespace, "flaky-retry"), key=lambda p: p["metadata"]["creationTimestamp"])
+    for pod in (first, second):
+        ran_for_real(pod)
+    assert terminated(first)["exitCode"] == 1
+    assert json.loads(terminated(first)["message"])["type"] == "FlakyError"
+    assert terminated(second)["exitCode"] == 0
+
+
+def test_timeout_ends_a_handler_that_runs_forever(real_node: Path, kube: KubeSync, namespace: str, kubectl: Kubectl) -> None:
+    kubectl.apply(task("forever", "progress", {"steps": 1000, "sleepSeconds": 60}, timeoutSeconds=8, retries=0))
+    wait_phase(kube, namespace, "forever", "Running", timeout=120, reason="PodRunning")
+    log = open_log(real_node, kube, namespace, "forever")
+    started = time.monotonic()
+    done = wait_phase(kube, namespace, "forever", "Failed", timeout=60, reason="DeadlineExceeded")
+    assert time.monotonic() - started < 40
+    assert done["status"]["lastFailure"]["reason"] == "DeadlineExceeded"
+    # The Job controller deleted the pod at the deadline: the kubelet sent SIGTERM, and the
+    # handler's shutdown hook ran.
+    seen = read_until(log, "progress: shutting down after 0 step(s)", timeout=30)
+    assert "SIGTERM received: running" in seen, seen
+
+
+def test_cancel_sends_sigterm_and_the_cleanup_hook_runs(real_node: Path, kube: KubeSync, namespace: str, kubectl: Kubectl) -> None:
+    kubectl.apply(task("cancel-me", "progress", {"steps": 1000, "sleepSeconds": 1}, retries=0))
+    wait_phase(kube, namespace, "cancel-me", "Running", timeout=120, reason="PodRunning")
+    log = open_log(real_node, kube, namespace, "cancel-me")
+    read_until(log, "running progress", timeout=30)
+    time.sleep(2.5)  # a few steps done
+    cancelled_at = time.monotonic()
+    kubectl("patch", "task", "cancel-me", "--type", "merge", "-p", '{"spec": {"cancel": true}}')
+    wait_phase(kube, namespace, "cancel-me", "Cancelled", timeout=60)
+    seen = read_until(log, "progress: shutting down after", timeout=30)
+    # SIGTERM reached the handler: the SDK says so, the hook ran, well before the 30 s grace
+    # period would have ended in SIGKILL.
+    assert "SIGTERM received: running" in seen, seen
+    assert time.monotonic() - cancelled_at < 25
+    steps = int(seen.split("progress: shutting down after ", 1)[1].split(" ", 1)[0])
+    assert steps >= 1
+
+
+def test_memory_limit_ends_in_oomkilled(kube: KubeSync, namespace: str, kubectl: Kubectl) -> None:
+    # 256 MiB written (bytes * n touches every page) under a 64Mi limit: the kernel's OOM killer.
+    kubectl.apply(on_real_node(EXAMPLES / "echo" / "tasktype.yaml", name="hog", command=[
+        "python", "-c", "import time; hog = b'x' * (256 << 20); time.sleep(5)"]))
+    kubectl.apply(task("hog", "hog", {"message": "x"}, resources={"memory": "64Mi"}, retries=0))
+    done = wait_phase(kube, namespace, "hog", "Failed", timeout=120)
+    pod = the_pod(kube, namespace, "hog")
+    ran_for_real(pod)
+    assert terminated(pod)["reason"] == "OOMKilled"
+    assert terminated(pod)["exitCode"] == 137
+    assert done["status"]["lastFailure"]["exitCode"] == 137
+    assert done["status"]["lastFailure"]["reason"] == "OOMKilled"
+
+
+def test_cpu_burn_runs_under_a_real_cpu_limit(kube: KubeSync, namespace: str, kubectl: Kubectl) -> None:
+    kubectl.apply(on_real_node(EXAMPLES / "cpu-burn" / "tasktype.yaml"))
+    kubectl.apply(task("burn", "cpu-burn", {"algorithm": "sha256", "seconds": 1}, resources={"cpu": "500m"}))
+    done = wait_phase(kube, namespace, "burn", "Succeeded", timeout=120)
+    result = done["status"]["result"]
+    assert result["algorithm"] == "sha256" and result["iterations"] > 0 and result["elapsedSeconds"] >= 1
+    pod = the_pod(kube, namespace, "burn")
+    ran_for_real(pod)
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "500m"
