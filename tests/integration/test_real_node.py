@@ -246,3 +246,30 @@ def test_cpu_burn_runs_under_a_real_cpu_limit(kube: KubeSync, namespace: str, ku
     pod = the_pod(kube, namespace, "burn")
     ran_for_real(pod)
     assert pod["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "500m"
+
+
+def test_a_task_submitted_through_the_gateway_runs_in_a_real_container(kube: KubeSync, namespace: str, kubectl: Kubectl,
+                                                                      kubeconfig: Path, tmp_path: Path) -> None:
+    """The same echo handler, submitted by a ServiceAccount token through the gateway's REST API
+    (TokenReview, SubjectAccessReview, validation against the TaskType's schema), read back there."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests" / "e2e"))
+    from gateway_harness import TASK_RULES, GatewayProcess, service_account_token
+
+    token = service_account_token(kube, namespace, "real-submitter", TASK_RULES)
+    gateway = GatewayProcess(kubeconfig, tmp_path, "real-node-gateway", KUBETASK_GATEWAY_NAMESPACES=f'["{namespace}"]')
+    gateway.start()
+    try:
+        with gateway.client(token) as http:
+            created = http.post(f"/api/v1/namespaces/{namespace}/tasks", json={
+                "name": "via-gateway", "spec": {"type": "echo", "parameters": {"message": "through the gateway", "upper": True}}})
+            assert created.status_code == 201, created.text
+            done = wait_for(lambda: (lambda t: t if t["phase"] in ("Succeeded", "Failed", "Cancelled") else None)(
+                http.get(f"/api/v1/namespaces/{namespace}/tasks/via-gateway").json()), timeout=120, what="the Task to finish")
+        assert done["phase"] == "Succeeded", done
+        assert done["result"]["echo"] == {"message": "THROUGH THE GATEWAY"}
+        assert done["submittedBy"] == f"system:serviceaccount:{namespace}:real-submitter"
+    finally:
+        gateway.stop()
+    ran_for_real(the_pod(kube, namespace, "via-gateway"))
