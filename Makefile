@@ -25,6 +25,10 @@ install: $(VENV)/.installed ## Create .venv and install kubetask with its dev de
 controlplane: ## Build (or reuse) etcd, kube-* and kwok binaries in ~/.cache/kubetask
 	bash hack/build-controlplane.sh
 
+.PHONY: images
+images: ## Build the kubetask and handler images (Docker, else buildah); REGISTRY=host/path PUSH=1 pushes them (docs/helm.md)
+	REGISTRY="$(REGISTRY)" PUSH="$(PUSH)" bash hack/images.sh
+
 .PHONY: realnode
 realnode: ## Build (or reuse) the kubelet and the handler images for the local real node (root; docs/real-node.md)
 	bash hack/build-realnode.sh

@@ -48,7 +48,8 @@ step() { printf '[real-node build %4ds] %s\n' "$(( $(date +%s) - start ))" "$*" 
 die() { echo "error: $*" >&2; exit 1; }
 
 # --- Debian packages -------------------------------------------------------------------------
-packages=(containerd runc buildah mmdebstrap containernetworking-plugins)
+# docker-registry: a registry on loopback for the test of `hack/images.sh --push` (tests/sdk/test_images_script.py).
+packages=(containerd runc buildah mmdebstrap containernetworking-plugins docker-registry)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

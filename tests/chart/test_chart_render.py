@@ -129,6 +129,19 @@ def test_custom_resources_are_hooks_only_while_the_crds_are_unknown(render: Rend
     assert len(find(later, "TaskType")) == 5
 
 
+def test_example_tasktypes_use_the_registry_the_images_were_pushed_to(render: Render) -> None:
+    """`make images REGISTRY=... PUSH=1`, then exampleTaskTypes.imageRegistry: nothing else changes."""
+    plain = {d["metadata"]["name"]: d for d in find(render(sets={"exampleTaskTypes": {"enabled": True}}), "TaskType")}
+    moved = {d["metadata"]["name"]: d for d in find(render(sets={"exampleTaskTypes": {
+        "enabled": True, "imageRegistry": "registry.example.com/team/"}}), "TaskType")}
+    assert plain.keys() == moved.keys() and len(moved) == 5
+    for name, tasktype in moved.items():
+        before = plain[name]["spec"]["image"]
+        assert before.startswith("ghcr.io/kubetask/handler-")
+        assert tasktype["spec"]["image"] == before.replace("ghcr.io/kubetask/", "registry.example.com/team/")
+        assert {**tasktype["spec"], "image": before} == plain[name]["spec"]
+
+
 # -- other value sets ---------------------------------------------------------------------------
 
 def test_watch_namespaces(render: Render) -> None:
