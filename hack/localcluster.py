@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -391,10 +392,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _terminate(pids: list[int], grace: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL what is still running after `grace` seconds (kube-apiserver can
-    wait a long time for etcd during its graceful shutdown)."""
-    for sig in (15, 9):
+def _terminate(pids: list[int], grace: float = 5.0, first: int = signal.SIGTERM) -> None:
+    """`first` (SIGTERM), then SIGKILL what is still running after `grace` seconds (kube-apiserver
+    can wait a long time for etcd during its graceful shutdown). hack/realnode.py uses it too."""
+    for sig in dict.fromkeys((first, signal.SIGKILL)):
         for pid in pids:
             try:
                 os.kill(pid, sig)

@@ -41,6 +41,9 @@ from pathlib import Path
 
 import yaml
 
+# localcluster imports this module with hack/ on sys.path; one way to stop processes serves both.
+from localcluster import _alive, _terminate
+
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("KUBETASK_CACHE", Path.home() / ".cache" / "kubetask"))
 
@@ -134,11 +137,11 @@ class RealNode:
         if not self.dir.exists() and not _netns_exists(self.netns):
             return
         pids = self._pid_files()
-        _terminate([pids[n] for n in ("kubelet",) if n in pids])
+        _terminate([pids[n] for n in ("kubelet",) if n in pids], grace=10.0)
         # Containers: every process in this node's cgroup (pod sandboxes and handlers).
         _terminate(self._cgroup_processes(), grace=2.0, first=signal.SIGKILL)
         _terminate([pid for pid in _all_pids() if str(self.socket) in _cmdline(pid)], grace=5.0)  # shims
-        _terminate([pids[n] for n in ("containerd",) if n in pids])
+        _terminate([pids[n] for n in ("containerd",) if n in pids], grace=10.0)
         _unmount_under(self.dir)
         self._cgroups_down()
         if _netns_exists(self.netns):
@@ -387,25 +390,6 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _terminate(pids: list[int], grace: float = 10.0, first: int = signal.SIGTERM) -> None:
-    for sig in dict.fromkeys((first, signal.SIGKILL)):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + grace
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not any(_alive(p) for p in pids):
-            return
 
 
 def _unmount_under(path: Path) -> None:
