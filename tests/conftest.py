@@ -72,6 +72,17 @@ def namespace(kube: KubeSync) -> Iterator[str]:
 
 
 
+@pytest.fixture
+def quiet(operator: OperatorProcess) -> Iterator[None]:
+    """The session operator stopped for the test (it watches every namespace and would act in the
+    test's own too, beside the operators the test starts), then started again."""
+    operator.stop()
+    try:
+        yield
+    finally:
+        operator.start()
+
+
 @pytest.fixture(scope="session")
 def operator(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     """One operator for the session. Tests that kill it must start it again before they end."""

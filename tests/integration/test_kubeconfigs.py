@@ -39,15 +39,6 @@ CONTEXT = "via-exec"
 
 
 @pytest.fixture
-def quiet(operator: OperatorProcess) -> Iterator[None]:
-    operator.stop()
-    try:
-        yield
-    finally:
-        operator.start()
-
-
-@pytest.fixture
 def exec_kubeconfig(kube: KubeSync, kubeconfig: Path, namespace: str, tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
     """(KUBECONFIG list, the plugin's run counter, the token it prints): a ServiceAccount bound to
     cluster-admin (what the operator's ClusterRole grants is tested with the chart; here the

@@ -29,16 +29,6 @@ LEASE, RENEW, RETRY = 4, 3.0, 0.5
 MAX_RUNNING = 3
 
 
-@pytest.fixture
-def quiet(operator: OperatorProcess) -> Iterator[None]:
-    """The session operator stopped for the test (it would admit in our namespace too), then back."""
-    operator.stop()
-    try:
-        yield
-    finally:
-        operator.start()
-
-
 class Pair:
     """Two operator processes competing for one Lease in the test's namespace."""
 
