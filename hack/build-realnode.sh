@@ -49,7 +49,8 @@ die() { echo "error: $*" >&2; exit 1; }
 
 # --- Debian packages -------------------------------------------------------------------------
 # docker-registry: a registry on loopback for the test of `hack/images.sh --push` (tests/sdk/test_images_script.py).
-packages=(containerd runc buildah mmdebstrap containernetworking-plugins docker-registry)
+# socat: the API server relay into the node's network namespace (hack/realnode.py).
+packages=(containerd runc buildah mmdebstrap containernetworking-plugins docker-registry socat)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -58,6 +58,7 @@ SIM_REASON = "sim.kubetask.io/reason"  # the terminated state's reason on failur
 SIM_EXIT_CODES = "sim.kubetask.io/exit-codes"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"  # set by the Job controller on Indexed Job pods
 
+KUBERNETES_SERVICE_IP = "10.0.0.1"
 # kwok manages only nodes with this annotation (the fake ones), never the real kubelet's node.
 KWOK_NODE_ANNOTATION, KWOK_NODE_VALUE = "kwok.x-k8s.io/node", "fake"
 CPU_NODES = 3
@@ -339,6 +340,19 @@ class LocalCluster:
             "kubectlBinary": str(bin_dir / "kubectl"),
             # Job pods are created no faster than kube-controller-manager's client allows (~20 QPS).
             "disableQPSLimits": True,
+            # The `kubernetes` Service's ClusterIP (kube-apiserver's default range 10.0.0.0/24):
+            # pods on the real node reach the API server there (hack/realnode.py), and verify it.
+            "kubeApiserverCertSANs": [KUBERNETES_SERVICE_IP],
+        }
+        pki = self.cluster_dir / "pki"
+        # kube-apiserver → kubelet (logs): kwokctl's admin certificate (system:masters) as the
+        # client certificate, which the real kubelet's webhook authorizer accepts; and the node's
+        # InternalIP before its Hostname, which no resolver here knows (hack/realnode.py). kwok's
+        # fake nodes have a Hostname address only, so they are dialled as before.
+        kubelet_client = {
+            "kubelet-client-certificate": str(pki / "admin.crt"),
+            "kubelet-client-key": str(pki / "admin.key"),
+            "kubelet-preferred-address-types": "InternalIP,Hostname,InternalDNS,ExternalDNS,ExternalIP",
         }
         kwokctl = {
             "apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration",
@@ -346,7 +360,9 @@ class LocalCluster:
             "componentsPatches": [
                 {"name": "etcd", "extraArgs": [{"key": "unsafe-no-fsync", "value": "true"}]},
                 {"name": "kube-apiserver", "extraArgs": [
-                    {"key": key, "value": value, "override": True} for key, value in APISERVER_FLOW_CONTROL.items()]},
+                    *({"key": key, "value": value, "override": True} for key, value in APISERVER_FLOW_CONTROL.items()),
+                    # New flags: with `override` kwokctl would only replace a flag it already sets.
+                    *({"key": key, "value": value} for key, value in kubelet_client.items())]},
                 # kwokctl's binary runtime starts kwok with --manage-all-nodes=true: it would take
                 # the real kubelet's node too (its lease, its status, its pods). Only the fake
                 # nodes (annotated, see nodes()) are kwok's.

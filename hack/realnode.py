@@ -19,9 +19,22 @@ Isolation, so that it collides with nothing else on the machine and reaches noth
 - the kubelet listens on 127.0.0.1 only, keeps its state, pod logs and certificates in the cluster's
   folder, and puts pods under the cgroup `/kubetask-<cluster>` (cgroupfs driver, cgroup v1).
 
-What does not work, by that design: `kubectl logs/exec` (the API server would dial the node's
-address; the kubelet does not listen there), and progress reports from inside a pod (no route to
-the API server). See docs/real-node.md.
+Two ways through, and only these (docs/real-node.md):
+- API server → kubelet (`kubectl logs`, the gateway's log stream): the kubelet's node address is
+  `node_ip`, an address from the benchmarking range 198.18.0.0/15 that up() adds to the machine's
+  loopback interface (labelled `lo:kt<hash>`), and the kubelet listens there only. Traffic to it
+  never leaves the machine. (The kubelet refuses a loopback node IP, and kube-apiserver would try
+  the node's Hostname first: localcluster sets --kubelet-preferred-address-types=InternalIP,...
+  and gives kube-apiserver a kubelet client certificate.)
+- pod → API server (a handler's progress reports): in the node's namespace the `kubernetes`
+  Service's ClusterIP (KUBERNETES_SERVICE_HOST in every pod) is an address of its own, and pods
+  have one route, to it alone, over the bridge. A socat there listens on it and hands every
+  connection to a Unix socket in the cluster's folder, where a second socat, outside, connects it
+  to kube-apiserver on 127.0.0.1. Pods reach that one port and nothing else (the namespace does
+  not forward). kube-apiserver's certificate names the ClusterIP (localcluster's
+  kubeApiserverCertSANs), so the SDK verifies it with the pod's service-account CA.
+Not wired: `kubectl exec/attach/port-forward` (containerd's stream server is on the node
+namespace's loopback).
 """
 
 from __future__ import annotations
@@ -88,6 +101,18 @@ class RealNode:
         return f"kt-{hashlib.sha256(self.cluster.encode()).hexdigest()[:10]}"
 
     @property
+    def node_ip(self) -> str:
+        """The kubelet's address: 198.18.0.0/15 is reserved for benchmarks (RFC 2544), so it is no
+        one's real address; chosen by the cluster's name, so two clusters' nodes differ."""
+        digest = hashlib.sha256(self.cluster.encode()).digest()
+        return f"198.{18 + digest[0] % 2}.{digest[1]}.{1 + digest[2] % 254}"
+
+    @property
+    def node_ip_label(self) -> str:
+        # An interface label marks the address as this node's (at most 15 characters: "lo:" + 12).
+        return f"lo:{self.netns.replace('-', '')}"[:15]
+
+    @property
     def cgroup(self) -> str:
         return f"/kubetask-{self.cluster}"
 
@@ -110,9 +135,11 @@ class RealNode:
         return kubelet, archive, refs
 
     # -- lifecycle ------------------------------------------------------------------------------
+    COMPONENTS = ("containerd", "kubelet", "relay-host", "relay-node")
+
     def is_running(self) -> bool:
         pids = self._pid_files()
-        return all(n in pids and _alive(pids[n]) for n in ("containerd", "kubelet"))
+        return all(n in pids and _alive(pids[n]) for n in self.COMPONENTS)
 
     def up(self) -> None:
         if os.geteuid() != 0:
@@ -123,7 +150,9 @@ class RealNode:
         self.logs.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         self._netns_up()
-        self._start_containerd()
+        self._node_ip_up()
+        service_ip = self._start_api_relay()
+        self._start_containerd(service_ip)
         self._import(archive, refs)
         self._cgroups_up()
         self._start_kubelet(kubelet)
@@ -134,18 +163,19 @@ class RealNode:
         """Stop the kubelet, every container, the shims and containerd; unmount and delete what
         they left. Only processes of this node: found by its pid files, its containerd socket (the
         shims' command line) and its cgroup (the containers)."""
-        if not self.dir.exists() and not _netns_exists(self.netns):
+        if not self.dir.exists() and not _netns_exists(self.netns) and not self._has_node_ip():
             return
         pids = self._pid_files()
         _terminate([pids[n] for n in ("kubelet",) if n in pids], grace=10.0)
         # Containers: every process in this node's cgroup (pod sandboxes and handlers).
         _terminate(self._cgroup_processes(), grace=2.0, first=signal.SIGKILL)
         _terminate([pid for pid in _all_pids() if str(self.socket) in _cmdline(pid)], grace=5.0)  # shims
-        _terminate([pids[n] for n in ("containerd",) if n in pids], grace=10.0)
+        _terminate([pids[n] for n in ("containerd", "relay-host", "relay-node") if n in pids], grace=5.0)
         _unmount_under(self.dir)
         self._cgroups_down()
         if _netns_exists(self.netns):
             subprocess.run(["ip", "netns", "delete", self.netns], capture_output=True)
+        subprocess.run(["ip", "addr", "del", f"{self.node_ip}/32", "dev", "lo"], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
         if not quiet:
             _log(f"real node {NODE_NAME} stopped")
@@ -158,19 +188,59 @@ class RealNode:
             if done.returncode != 0:
                 raise NodeError(f"{' '.join(cmd)} failed: {done.stderr.strip()}")
 
-    def _containerd_config(self) -> Path:
+    def _has_node_ip(self) -> bool:
+        shown = subprocess.run(["ip", "-o", "addr", "show", "dev", "lo"], capture_output=True, text=True).stdout
+        return f" {self.node_ip}/32 " in shown
+
+    def _node_ip_up(self) -> None:
+        if not self._has_node_ip():
+            _run(["ip", "addr", "add", f"{self.node_ip}/32", "dev", "lo", "label", self.node_ip_label])
+
+    def _service_address(self) -> tuple[str, int]:
+        """The `kubernetes` Service's ClusterIP and port: what the kubelet puts in every pod's
+        KUBERNETES_SERVICE_HOST/PORT."""
+        done = subprocess.run([str(self.kubectl), "--kubeconfig", str(self.kubeconfig), "get", "service", "kubernetes",
+                               "-n", "default", "-o", "jsonpath={.spec.clusterIP} {.spec.ports[0].port}"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise NodeError(f"reading the kubernetes Service failed: {done.stderr.strip()}")
+        ip, port = done.stdout.split()
+        return ip, int(port)
+
+    def _apiserver_port(self) -> int:
+        server = yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+        return int(server.rsplit(":", 1)[1].rstrip("/"))
+
+    def _start_api_relay(self) -> str:
+        """The one way out of the node's namespace: the `kubernetes` Service's address, relayed to
+        kube-apiserver through a Unix socket (see the module's docstring). socat is Debian's; the
+        socket is the only thing both namespaces see."""
+        ip, port = self._service_address()
+        _run(["ip", "-n", self.netns, "addr", "add", f"{ip}/32", "dev", "lo"])
+        sock = self.dir / "apiserver.sock"
+        self._spawn("relay-host", ["socat", f"UNIX-LISTEN:{sock},fork,mode=600",
+                                   f"TCP:127.0.0.1:{self._apiserver_port()}"])
+        self._wait(sock.exists, 10, "the API server relay's socket", "relay-host")
+        self._spawn("relay-node", ["nsenter", f"--net=/run/netns/{self.netns}", "--",
+                                   "socat", f"TCP-LISTEN:{port},bind={ip},fork,reuseaddr", f"UNIX-CONNECT:{sock}"])
+        return ip
+
+    def _containerd_config(self, service_ip: str) -> Path:
         d = self.dir
         cni_conf = d / "cni"
         cni_conf.mkdir()
         # containerd's CRI needs an eth0 with an address in every pod (loopback alone fails with
         # "failed to find network info for sandbox"). So: a bridge inside the node's own network
-        # namespace (kt-<hash>, which has nothing else), pod addresses from POD_SUBNET, and no
-        # route at all, not even to the bridge as a gateway: a pod reaches its own loopback and
-        # its neighbours on that bridge, nothing else, and nothing leaves the namespace.
+        # namespace (kt-<hash>, which has nothing else), pod addresses from POD_SUBNET, and one
+        # route: to the `kubernetes` Service's address (the API server relay, in this namespace),
+        # through the bridge. No default route, and the namespace forwards nothing: a pod reaches
+        # its own loopback, its neighbours on the bridge and the relay, and nothing leaves.
         (cni_conf / "10-kubetask.conflist").write_text(json.dumps({
             "cniVersion": "0.3.1", "name": "kubetask-isolated", "plugins": [{
-                "type": "bridge", "bridge": "kt0", "isGateway": False, "ipMasq": False, "hairpinMode": False,
-                "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET}]], "routes": [],
+                "type": "bridge", "bridge": "kt0", "isGateway": True, "isDefaultGateway": False,
+                "ipMasq": False, "hairpinMode": False,
+                "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_SUBNET}]],
+                         "routes": [{"dst": f"{service_ip}/32"}],
                          "dataDir": str(d / "cni-ipam")},
             }],
         }, indent=2))
@@ -223,8 +293,8 @@ oom_score = 0
         path.write_text(config)
         return path
 
-    def _start_containerd(self) -> None:
-        config = self._containerd_config()
+    def _start_containerd(self, service_ip: str) -> None:
+        config = self._containerd_config(service_ip)
         # nsenter --net only: the mount namespace stays the machine's, so containerd sees the
         # kubelet's volume mounts (ip netns exec would give it a mount namespace of its own).
         self._spawn("containerd", ["nsenter", f"--net=/run/netns/{self.netns}", "--",
@@ -268,7 +338,7 @@ oom_score = 0
             "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
             "cgroupDriver": "cgroupfs", "cgroupRoot": self.cgroup, "cgroupsPerQOS": True,
             "failSwapOn": False,
-            "address": "127.0.0.1", "port": port, "readOnlyPort": 0,
+            "address": self.node_ip, "port": port, "readOnlyPort": 0,
             "healthzBindAddress": "127.0.0.1", "healthzPort": healthz,
             "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
                                "x509": {"clientCAFile": str(ca)}},
@@ -295,7 +365,8 @@ oom_score = 0
         labels = ",".join(f"{k}={v}" for k, v in NODE_LABELS.items())
         self._spawn("kubelet", [str(kubelet), "--config", str(path), "--kubeconfig", str(self.kubeconfig),
                                 "--root-dir", str(d / "kubelet"), "--cert-dir", str(d / "kubelet-pki"),
-                                "--hostname-override", NODE_NAME, "--node-labels", labels, "--v", "2"])
+                                "--hostname-override", NODE_NAME, "--node-ip", self.node_ip,
+                                "--node-labels", labels, "--v", "2"])
 
     def _wait_ready(self) -> None:
         def ready() -> bool:
@@ -354,6 +425,12 @@ oom_score = 0
 
 def _log(message: str) -> None:
     print(f"[localcluster] {message}", file=sys.stderr, flush=True)
+
+
+def _run(cmd: list[str]) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise NodeError(f"{' '.join(cmd)} failed: {done.stderr.strip()}")
 
 
 def _free_port() -> int:

@@ -3,6 +3,7 @@ callers with real ServiceAccount tokens, and a server-sent-events reader."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -138,3 +139,29 @@ def read_events(response: httpx.Response, until: Any = None, timeout: float = 60
         elif field == "data":
             data += value
     return events
+
+
+KUBETASK = Path(sys.executable).parent / "kubetask"
+
+
+class Cli:
+    """Runs `kubetask` with its settings from a config file (gateway) and the environment (token);
+    the namespace is left to the token (a ServiceAccount token names its own)."""
+
+    def __init__(self, gateway: GatewayProcess, token: str, tmp_path: Path) -> None:
+        assert KUBETASK.exists(), f"{KUBETASK} is missing: pip install -e . installs the console script"
+        config = tmp_path / "config.yaml"
+        config.write_text(f"gateway: {gateway.url}\n")
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("KUBETASK_")},
+                    "KUBETASK_CONFIG": str(config), "KUBETASK_TOKEN": token, "NO_COLOR": "1"}
+
+    def __call__(self, *argv: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(KUBETASK), *argv], env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+
+    def start(self, *argv: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([str(KUBETASK), *argv], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def task(self, name: str) -> dict[str, Any]:
+        done = self("get", name, "-o", "json")
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))

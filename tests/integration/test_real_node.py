@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -117,8 +119,9 @@ def ran_for_real(pod: dict[str, Any]) -> None:
 
 def open_log(real_node: Path, kube: KubeSync, namespace: str, name: str) -> IO[str]:
     """The handler container's log file on the node, opened while the pod runs: the open file
-    stays readable after the kubelet deletes it with the pod. (`kubectl logs` does not work on
-    this node: the API server would have to dial the node's address, docs/real-node.md.)"""
+    stays readable after the kubelet deletes it with the pod (the timeout and cancel tests read
+    what the handler printed after SIGTERM, when the pod is already going; the API server's log
+    path is tested on its own below)."""
     def opened() -> IO[str] | None:
         pods = pods_of(kube, namespace, name)
         if not pods:
@@ -248,28 +251,122 @@ def test_cpu_burn_runs_under_a_real_cpu_limit(kube: KubeSync, namespace: str, ku
     assert pod["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "500m"
 
 
-def test_a_task_submitted_through_the_gateway_runs_in_a_real_container(kube: KubeSync, namespace: str, kubectl: Kubectl,
-                                                                      kubeconfig: Path, tmp_path: Path) -> None:
+class Gateway:
+    """The gateway as a real process, limited to the test's namespace, and a ServiceAccount token
+    that may submit Tasks and read their pods' logs there (tests/e2e/gateway_harness.py)."""
+
+    def __init__(self, kube: KubeSync, kubeconfig: Path, namespace: str, tmp_path: Path) -> None:
+        sys.path.insert(0, str(REPO / "tests" / "e2e"))
+        from gateway_harness import TASK_RULES, GatewayProcess, service_account_token
+
+        self.token = service_account_token(kube, namespace, "real-submitter", TASK_RULES)
+        self.process = GatewayProcess(kubeconfig, tmp_path, "real-node-gateway", KUBETASK_GATEWAY_NAMESPACES=f'["{namespace}"]')
+
+
+@pytest.fixture
+def gateway(kube: KubeSync, kubeconfig: Path, namespace: str, tmp_path: Path, kubectl: Kubectl) -> Iterator[Gateway]:
+    running = Gateway(kube, kubeconfig, namespace, tmp_path)
+    running.process.start()
+    try:
+        yield running
+    finally:
+        running.process.stop()
+
+
+def test_a_task_submitted_through_the_gateway_runs_in_a_real_container(kube: KubeSync, namespace: str, gateway: Gateway) -> None:
     """The same echo handler, submitted by a ServiceAccount token through the gateway's REST API
     (TokenReview, SubjectAccessReview, validation against the TaskType's schema), read back there."""
-    import sys
-
-    sys.path.insert(0, str(REPO / "tests" / "e2e"))
-    from gateway_harness import TASK_RULES, GatewayProcess, service_account_token
-
-    token = service_account_token(kube, namespace, "real-submitter", TASK_RULES)
-    gateway = GatewayProcess(kubeconfig, tmp_path, "real-node-gateway", KUBETASK_GATEWAY_NAMESPACES=f'["{namespace}"]')
-    gateway.start()
-    try:
-        with gateway.client(token) as http:
-            created = http.post(f"/api/v1/namespaces/{namespace}/tasks", json={
-                "name": "via-gateway", "spec": {"type": "echo", "parameters": {"message": "through the gateway", "upper": True}}})
-            assert created.status_code == 201, created.text
-            done = wait_for(lambda: (lambda t: t if t["phase"] in ("Succeeded", "Failed", "Cancelled") else None)(
-                http.get(f"/api/v1/namespaces/{namespace}/tasks/via-gateway").json()), timeout=120, what="the Task to finish")
-        assert done["phase"] == "Succeeded", done
-        assert done["result"]["echo"] == {"message": "THROUGH THE GATEWAY"}
-        assert done["submittedBy"] == f"system:serviceaccount:{namespace}:real-submitter"
-    finally:
-        gateway.stop()
+    with gateway.process.client(gateway.token) as http:
+        created = http.post(f"/api/v1/namespaces/{namespace}/tasks", json={
+            "name": "via-gateway", "spec": {"type": "echo", "parameters": {"message": "through the gateway", "upper": True}}})
+        assert created.status_code == 201, created.text
+        done = wait_for(lambda: (lambda t: t if t["phase"] in ("Succeeded", "Failed", "Cancelled") else None)(
+            http.get(f"/api/v1/namespaces/{namespace}/tasks/via-gateway").json()), timeout=120, what="the Task to finish")
+    assert done["phase"] == "Succeeded", done
+    assert done["result"]["echo"] == {"message": "THROUGH THE GATEWAY"}
+    assert done["submittedBy"] == f"system:serviceaccount:{namespace}:real-submitter"
     ran_for_real(the_pod(kube, namespace, "via-gateway"))
+
+
+def test_logs_through_the_api_server_reach_kubectl_the_cli_the_gateway_and_the_dashboard(
+        kube: KubeSync, namespace: str, kubectl: Kubectl, gateway: Gateway, tmp_path: Path) -> None:
+    """The handler's own output, read the way users read it: each of these asks the API server,
+    which dials the kubelet at the node's address (hack/realnode.py) with its client certificate."""
+    from browser_harness import Browser, find_chromium
+    from gateway_harness import Cli
+
+    kubectl.apply(task("talk", "progress", {"steps": 3, "sleepSeconds": 0.2}, retries=0))
+    wait_phase(kube, namespace, "talk", "Succeeded", timeout=120)
+    pod = the_pod(kube, namespace, "talk")
+    ran_for_real(pod)
+    said = f"kubetask-sdk: running progress for task {namespace}/talk (run 0)"
+
+    assert said in kubectl("logs", pod["metadata"]["name"], "-c", "handler")
+
+    with gateway.process.client(gateway.token) as http:
+        log = http.get(f"/api/v1/namespaces/{namespace}/tasks/talk/log")
+        assert log.status_code == 200, log.text
+        assert said in log.text and log.headers["X-Kubetask-Pod"] == pod["metadata"]["name"]
+
+    cli = Cli(gateway.process, gateway.token, tmp_path)("logs", "talk")
+    assert cli.returncode == 0 and said in cli.stdout, cli.stdout + cli.stderr
+
+    with tempfile.TemporaryDirectory(prefix="kubetask-chromium-", ignore_cleanup_errors=True) as workdir:
+        browser = Browser(find_chromium(), Path(workdir))
+        try:
+            browser.open(f"{gateway.process.url}/ui/")
+            browser.wait("!document.querySelector('#login').hidden", "the login box")
+            browser.type("#login-token", gateway.token)
+            browser.click("#login-submit")
+            browser.wait("document.querySelector('#login').hidden", "signed in")
+            browser.evaluate("location.hash = '#/tasks/talk'")
+            browser.wait(f"document.querySelector('#task-logs').textContent.includes({json.dumps(said)})",
+                         "the handler's log in the dashboard's log panel")
+            assert not browser.evaluate("document.querySelector('#logs-notice .notice')"), browser.text("#logs-notice")
+            browser.screenshot("task-logs-real-node")
+        finally:
+            browser.close()
+
+
+def test_the_gateway_follows_a_running_handlers_log(kube: KubeSync, namespace: str, kubectl: Kubectl, gateway: Gateway) -> None:
+    """`follow=true` streams the log while the handler runs, through a cancel's SIGTERM, to its end."""
+    kubectl.apply(task("chatty", "progress", {"steps": 1000, "sleepSeconds": 1}, retries=0))
+    wait_phase(kube, namespace, "chatty", "Running", timeout=120, reason="PodRunning")
+    seen, cancelled = "", False
+    with gateway.process.client(gateway.token) as http:
+        with http.stream("GET", f"/api/v1/namespaces/{namespace}/tasks/chatty/log", params={"follow": "true"},
+                         timeout=60) as stream:
+            assert stream.status_code == 200
+            for chunk in stream.iter_text():
+                seen += chunk
+                if "running progress" in seen and not cancelled:  # the stream is live: now cancel
+                    kubectl("patch", "task", "chatty", "--type", "merge", "-p", '{"spec": {"cancel": true}}')
+                    cancelled = True
+                if "progress: shutting down after" in seen:
+                    break
+    assert "SIGTERM received: running" in seen, seen
+    wait_phase(kube, namespace, "chatty", "Cancelled", timeout=60)
+
+
+def test_progress_reported_from_inside_the_pod(kube: KubeSync, namespace: str, kubectl: Kubectl) -> None:
+    """The SDK's progress reports reach the API server from the container: through the pod's one
+    route, to the `kubernetes` Service's address, relayed on the node (hack/realnode.py), with the
+    pod's own projected ServiceAccount token (kubetask-handler) and the cluster's CA to verify."""
+    kubectl.apply(task("reporting", "progress", {"steps": 4, "sleepSeconds": 1}, retries=0))
+    percents: list[int] = []
+
+    def finished() -> dict[str, Any] | None:
+        current = get_task(kube, namespace, "reporting")
+        progress = (current.get("status") or {}).get("progress") or {}
+        if "percent" in progress and progress["percent"] not in percents[-1:]:
+            percents.append(progress["percent"])
+        return current if (current.get("status") or {}).get("phase") in ("Succeeded", "Failed") else None
+
+    done = wait_for(finished, timeout=120, interval=0.2, what="the Task to finish")
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert done["status"]["progress"]["percent"] == 100 and done["status"]["progress"]["message"] == "step 4/4"
+    assert len(percents) >= 2 and percents == sorted(percents), percents  # several reports, in order
+    pod = the_pod(kube, namespace, "reporting")
+    ran_for_real(pod)
+    log = kubectl("logs", pod["metadata"]["name"], "-c", "handler")
+    assert "warning" not in log, log  # no "progress reports are off" nor a failed request
