@@ -5,7 +5,9 @@
 #   2. create a kind cluster (kind from the Go module proxy; its default node image, pinned by
 #      digest in kind's source),
 #   3. load the images, install the chart (example TaskTypes, handler RBAC, restricted namespaces),
-#   4. run tests/chart/e2e with KUBETASK_TEST_KUBECONFIG pointing at kind,
+#   4. run tests/chart/e2e and the real-node tests (tests/integration/test_real_node.py: the same
+#      handler-contract tests as on the local real node; kind's node is labelled
+#      kubetask.io/node-kind=real for them) with KUBETASK_TEST_KUBECONFIG pointing at kind,
 #   5. delete the cluster (KIND_KEEP=1 keeps it).
 #
 # Environment: KIND_CLUSTER (default kubetask-e2e), KIND_KEEP, KIND_VERSION, KIND_NODE_IMAGE
@@ -20,7 +22,7 @@ cache="${KUBETASK_CACHE:-$HOME/.cache/kubetask}"
 python="$repo/.venv/bin/python"
 app_version="$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$repo/charts/kubetask/Chart.yaml")"
 image="ghcr.io/kubetask/kubetask:${app_version}"
-handlers=(echo flaky progress)   # gpu-matmul needs a GPU node; cpu-burn adds nothing here
+handlers=(echo flaky progress cpu-burn)   # gpu-matmul needs a GPU node
 release_ns=kubetask
 tasks_ns=kubetask-e2e
 
@@ -72,6 +74,10 @@ for h in "${handlers[@]}"; do
   "$kind" load docker-image --name "$cluster" "ghcr.io/kubetask/handler-$h:${app_version}"
 done
 
+# The real-node tests send their Tasks to nodes with this label (no taint here: kind's one node
+# also runs the chart's pods).
+"$kubectl" --kubeconfig "$kubeconfig" label node --all --overwrite kubetask.io/node-kind=real
+
 step "installing the chart"
 for ns in "$release_ns" "$tasks_ns"; do
   "$kubectl" --kubeconfig "$kubeconfig" create namespace "$ns" --dry-run=client -o yaml \
@@ -86,8 +92,8 @@ done
   --set handlerRbac.enabled=true --set "handlerRbac.namespaces={$tasks_ns}" \
   --wait --timeout 180s
 
-step "running tests/chart/e2e against kind"
+step "running tests/chart/e2e and tests/integration/test_real_node.py against kind"
 read -r -a pytest_args <<< "${PYTEST_ARGS:-}"
 export KUBETASK_TEST_KUBECONFIG="$kubeconfig" KUBETASK_KIND_E2E=1 KUBETASK_E2E_NAMESPACE="$tasks_ns" \
   KUBETASK_E2E_RELEASE_NAMESPACE="$release_ns" KUBETASK_E2E_KUBECTL="$kubectl"
-"$python" -m pytest "$repo/tests/chart/e2e" -q "${pytest_args[@]}"
+"$python" -m pytest "$repo/tests/chart/e2e" "$repo/tests/integration/test_real_node.py" -q "${pytest_args[@]}"
