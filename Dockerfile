@@ -10,6 +10,9 @@
 # resolved where this file was written (no registry access): check it, and refresh it when you
 # bump the base, with `crane digest python:3.12-slim` or
 # `docker buildx imagetools inspect python:3.12-slim --format '{{json .Manifest.Digest}}'`.
+# PYTHON_IMAGE swaps the base: any image with Python 3.11+ and its venv module (Debian:
+# python3-venv). hack/build-realnode.sh builds this file FROM a Debian bookworm root filesystem
+# made by mmdebstrap (docs/real-node.md).
 ARG PYTHON_IMAGE=python:3.12-slim@sha256:78387bc3881b8273120a12ebe6c1ab22b018ccc2c9adf565ae1ac9b536e184ea
 
 FROM ${PYTHON_IMAGE} AS build
@@ -22,8 +25,12 @@ COPY pyproject.toml README.md ./
 COPY operator operator
 COPY api api
 COPY handlers-images/sdk handlers-images/sdk
+# PIP_INSTALL_ARGS: empty here, so pip asks PyPI. Where a build has no network (buildah on the
+# local real node, hack/build-realnode.sh; or `make images WHEELHOUSE=dir`), the wheels come from
+# a directory mounted at /wheelhouse: "--no-index --find-links /wheelhouse".
+ARG PIP_INSTALL_ARGS=""
 # Byte-compile now: at run time the root filesystem is read-only.
-RUN /opt/kubetask/bin/pip install . \
+RUN /opt/kubetask/bin/pip install ${PIP_INSTALL_ARGS} . \
  && /opt/kubetask/bin/python -m compileall -q /opt/kubetask
 
 FROM ${PYTHON_IMAGE}

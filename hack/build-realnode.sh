@@ -4,14 +4,17 @@
 #   - Debian's containerd, runc, buildah, mmdebstrap, CNI plugins (apt-get, when missing; root);
 #   - the kubelet, from the same wrapper module as the control plane (hack/build-controlplane.sh);
 #   - the images, with no registry: a Debian bookworm root filesystem made by mmdebstrap (with
-#     Debian's python3), a pause image (hack/realnode/pause.c, gcc -static), then the handler base
-#     and every example handler, with `buildah bud` from the repository's own Dockerfiles.
+#     Debian's python3 and its venv module), a pause image (hack/realnode/pause.c, gcc -static),
+#     then the kubetask image (operator and gateway), the handler base and every example handler,
+#     with `buildah bud` from the repository's own Dockerfiles. No build step has a network: the
+#     kubetask image's wheels are downloaded here first (hack/wheelhouse.sh) and mounted.
 #
 # Output (KUBETASK_CACHE, default ~/.cache/kubetask):
 #   bin/kubelet-<kube>/kubelet
 #   realnode/buildah/                  buildah's own storage: every image, labelled with the hash of its inputs
 #   realnode/images/node-<key>.tar     one OCI archive of the images the node loads
 #   realnode/images/current            that archive's path; current.refs: the image references in it
+#   realnode/wheelhouse-<key>/         the kubetask image's wheels, by the hash of pyproject.toml
 # The last line printed is the kubelet's path. Re-runs reuse whatever is cached; progress goes to
 # stderr as "[real-node build <seconds>s] ...".
 #
@@ -125,7 +128,8 @@ keys=()
 
 # 1. The Debian root filesystem, as an image. Keyed by its recipe (suite, packages, options):
 # its content moves with Debian's point releases; `buildah rmi` it (or delete the cache) to refresh.
-rootfs_packages="python3,python-is-python3,ca-certificates,tzdata"
+# python3-venv: the kubetask image makes its virtualenv with it (the root Dockerfile).
+rootfs_packages="python3,python3-venv,python-is-python3,ca-certificates,tzdata"
 rootfs_key="$(hash_of "bookworm" "minbase" "$rootfs_packages" "v1")"
 if ! built "$rootfs_ref" "$rootfs_key"; then
   rootfs_tar="$work/rootfs-$rootfs_key.tar"
@@ -165,20 +169,49 @@ if ! built "$pause_ref" "$pause_key"; then
 fi
 node_refs+=("$pause_ref"); keys+=("$pause_key")
 
-# 3. The handler base and the examples, from the repository's Dockerfiles (context handlers-images/).
-bud() {   # $1 reference, $2 key, $3 Dockerfile, then --build-arg ...
-  local ref="$1" key="$2" dockerfile="$3"; shift 3
+# 3. The kubetask image, the handler base and the examples, from the repository's Dockerfiles.
+bud() {   # $1 reference, $2 key, $3 Dockerfile, $4 context, then --build-arg ... --volume ...
+  local ref="$1" key="$2" dockerfile="$3" context="$4"; shift 4
   # --network none: a build step never reaches anything; --pull-never: FROM resolves locally only.
   buildah "${storage[@]}" bud --quiet --pull-never --network none --format docker --layers=false \
-    --label "kubetask.io/inputs=$key" -f "$dockerfile" -t "$ref" "$@" "$repo/handlers-images" >"$work/bud.log" 2>&1 \
+    --label "kubetask.io/inputs=$key" -f "$dockerfile" -t "$ref" "$@" "$context" >"$work/bud.log" 2>&1 \
     || { tail -n 30 "$work/bud.log" >&2; die "buildah bud -f $dockerfile failed"; }
 }
+
+# The kubetask image: its context is only what the root Dockerfile copies (as hack/images.sh
+# sends it), its wheels come from a wheelhouse made on this machine for Debian's Python 3.11.
+kubetask_sources=("$repo/Dockerfile" "$repo/pyproject.toml" "$repo/README.md" "$repo/operator" "$repo/api" "$repo/handlers-images/sdk")
+kubetask_ref="$registry/kubetask:$app_version"
+wheels="$cache/realnode/wheelhouse-$(hash_of "$repo/pyproject.toml" "v1")"
+kubetask_key="$(hash_of "$rootfs_key" "wheels:${wheels##*/}" "${kubetask_sources[@]}")"
+if ! built "$kubetask_ref" "$kubetask_key"; then
+  if [[ ! -f "$wheels/.complete" ]]; then
+    host_python="$(command -v python3)"
+    [[ "$("$host_python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')" == 3.11 ]] \
+      || die "the kubetask image's wheels are downloaded for this machine's python3, which must be 3.11 like Debian bookworm's (set PATH to one)"
+    step "kubetask image: wheels for Python 3.11 into $wheels (pip download, hack/wheelhouse.sh)"
+    rm -rf "$wheels"
+    PYTHON="$host_python" bash "$here/wheelhouse.sh" "$wheels.tmp" >"$work/wheelhouse.log" 2>&1 \
+      || { tail -n 30 "$work/wheelhouse.log" >&2; die "downloading the kubetask image's wheels failed"; }
+    touch "$wheels.tmp/.complete"
+    mv "$wheels.tmp" "$wheels"
+    for old in "$cache"/realnode/wheelhouse-*; do [[ "$old" == "$wheels" ]] || rm -rf "$old"; done
+  fi
+  step "kubetask image: buildah bud Dockerfile --build-arg PYTHON_IMAGE=$rootfs_ref (wheels mounted at /wheelhouse)"
+  context="$work/kubetask-context"
+  rm -rf "$context" && mkdir -p "$context"
+  tar -C "$repo" --exclude=__pycache__ -c Dockerfile pyproject.toml README.md operator api handlers-images/sdk | tar -C "$context" -x
+  bud "$kubetask_ref" "$kubetask_key" "$context/Dockerfile" "$context" --build-arg "PYTHON_IMAGE=$rootfs_ref" \
+    --build-arg "PIP_INSTALL_ARGS=--no-index --find-links /wheelhouse" --volume "$wheels:/wheelhouse:ro"
+  rm -rf "$context"
+fi
+node_refs+=("$kubetask_ref"); keys+=("$kubetask_key")
 
 base_ref="$registry/handler-base:$app_version"
 base_key="$(hash_of "$rootfs_key" "$repo/handlers-images/base/Dockerfile" "$repo/handlers-images/sdk/kubetask_sdk")"
 if ! built "$base_ref" "$base_key"; then
   step "handler base: buildah bud handlers-images/base/Dockerfile --build-arg PYTHON_IMAGE=$rootfs_ref"
-  bud "$base_ref" "$base_key" "$repo/handlers-images/base/Dockerfile" --build-arg "PYTHON_IMAGE=$rootfs_ref"
+  bud "$base_ref" "$base_key" "$repo/handlers-images/base/Dockerfile" "$repo/handlers-images" --build-arg "PYTHON_IMAGE=$rootfs_ref"
 fi
 node_refs+=("$base_ref"); keys+=("$base_key")
 
@@ -197,7 +230,7 @@ for name in "${examples[@]}"; do
   key="$(hash_of "$parent_key" "$dockerfile" "$repo/handlers-images/examples/$name/handler.py" "$repo/handlers-images/sdk/kubetask_sdk")"
   if ! built "$ref" "$key"; then
     step "handler $name: buildah bud ${dockerfile#"$repo"/} ${args[*]}"
-    bud "$ref" "$key" "$dockerfile" "${args[@]}"
+    bud "$ref" "$key" "$dockerfile" "$repo/handlers-images" "${args[@]}"
   fi
   node_refs+=("$ref"); keys+=("$key")
 done

@@ -18,6 +18,8 @@
 # handler-echo, ...). BUILDAH_ARGS adds global buildah options (for example --root/--runroot of a
 # storage of your own); PUSH_ARGS adds options to each push (for example --tls-verify=false for
 # buildah, towards a registry without TLS). --print lists the commands without running them.
+# WHEELHOUSE=dir (buildah only) builds the kubetask image with no network: pip installs from the
+# wheels in dir (hack/wheelhouse.sh dir downloads them), mounted at /wheelhouse.
 #
 # Then install the chart with your registry (docs/helm.md, "Images"):
 #   helm install kubetask charts/kubetask --set image.registry=registry.example.com \
@@ -97,7 +99,13 @@ trap 'rm -rf "$context"' EXIT
 if wanted kubetask; then
   tar -C "$repo" --exclude=__pycache__ -c Dockerfile pyproject.toml README.md operator api handlers-images/sdk | tar -C "$context" -x
 fi
-build kubetask "$context/Dockerfile" "$context" "${python_arg[@]}"
+kubetask_args=("${python_arg[@]}")
+if [[ -n "${WHEELHOUSE:-}" ]]; then
+  [[ "$engine" == buildah ]] || { echo "error: WHEELHOUSE needs buildah (docker build mounts nothing); with Docker, pip reaches PyPI" >&2; exit 2; }
+  [[ "$print" == 1 || -n "$(compgen -G "$WHEELHOUSE/*.whl")" ]] || { echo "error: no wheels in WHEELHOUSE=$WHEELHOUSE (hack/wheelhouse.sh $WHEELHOUSE downloads them)" >&2; exit 2; }
+  kubetask_args+=(--build-arg "PIP_INSTALL_ARGS=--no-index --find-links /wheelhouse" --volume "$(cd "$WHEELHOUSE" 2>/dev/null && pwd || echo "$WHEELHOUSE"):/wheelhouse:ro" --network none)
+fi
+build kubetask "$context/Dockerfile" "$context" "${kubetask_args[@]}"
 build handler-base "$repo/handlers-images/base/Dockerfile" "$repo/handlers-images" "${python_arg[@]}"
 for dockerfile in "$repo"/handlers-images/examples/*/Dockerfile; do
   example="$(basename "$(dirname "$dockerfile")")"

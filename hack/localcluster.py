@@ -272,6 +272,7 @@ class LocalCluster:
         node = self.real_node()
         if node.is_running():
             self._log(f"real node of {self.name!r} already running")
+            node.refresh_images()
             return
         try:
             node.up()

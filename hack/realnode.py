@@ -12,29 +12,35 @@ Isolation, so that it collides with nothing else on the machine and reaches noth
   machine's /var/lib/containerd or /run/containerd/containerd.sock, and runc its own state root.
   (containerd 1.6 still puts its shims' sockets in /run/containerd/s/, named by a hash of our
   socket's path, so they cannot clash.) Its shims are found by that socket on the way down.
-- containerd (and so every container, hostNetwork ones included, and every image pull) runs in a
-  network namespace of its own, `kt-<hash of the cluster name>`, with nothing but loopback and the
-  pods' bridge: an image that is not loaded cannot be pulled from anywhere, and no packet leaves
-  that namespace. Each pod gets loopback and an eth0 on that bridge, with no route (CNI `bridge`).
-- the kubelet listens on 127.0.0.1 only, keeps its state, pod logs and certificates in the cluster's
-  folder, and puts pods under the cgroup `/kubetask-<cluster>` (cgroupfs driver, cgroup v1).
+- the kubelet and containerd (and so every container, hostNetwork ones included, and every image
+  pull) run in a network namespace of its own, `kt-<hash of the cluster name>`: the node's "host
+  network", with nothing but loopback and the pods' bridge. An image that is not loaded cannot be
+  pulled from anywhere, and no packet leaves that namespace. Each pod gets loopback and an eth0 on
+  that bridge (CNI `bridge`), with one route (below). The kubelet reaches pods' addresses for its
+  probes over the bridge, and containerd's stream server (exec, attach, port-forward) on the
+  namespace's loopback, as on any node.
+- the kubelet listens on its node address only (`node_ip`, below), keeps its state, pod logs and
+  certificates in the cluster's folder, and puts pods under the cgroup `/kubetask-<cluster>`
+  (cgroupfs driver, cgroup v1).
 
 Two ways through, and only these (docs/real-node.md):
-- API server → kubelet (`kubectl logs`, the gateway's log stream): the kubelet's node address is
-  `node_ip`, an address from the benchmarking range 198.18.0.0/15 that up() adds to the machine's
-  loopback interface (labelled `lo:kt<hash>`), and the kubelet listens there only. Traffic to it
-  never leaves the machine. (The kubelet refuses a loopback node IP, and kube-apiserver would try
-  the node's Hostname first: localcluster sets --kubelet-preferred-address-types=InternalIP,...
-  and gives kube-apiserver a kubelet client certificate.)
-- pod → API server (a handler's progress reports): in the node's namespace the `kubernetes`
-  Service's ClusterIP (KUBERNETES_SERVICE_HOST in every pod) is an address of its own, and pods
-  have one route, to it alone, over the bridge. A socat there listens on it and hands every
-  connection to a Unix socket in the cluster's folder, where a second socat, outside, connects it
-  to kube-apiserver on 127.0.0.1. Pods reach that one port and nothing else (the namespace does
-  not forward). kube-apiserver's certificate names the ClusterIP (localcluster's
-  kubeApiserverCertSANs), so the SDK verifies it with the pod's service-account CA.
-Not wired: `kubectl exec/attach/port-forward` (containerd's stream server is on the node
-namespace's loopback).
+- API server → kubelet (`kubectl logs`, `exec`, `port-forward`, the gateway's log stream): the
+  node's address is `node_ip`, from the benchmarking range 198.18.0.0/15, on the loopback of both
+  the machine (labelled `lo:kt<hash>`) and the node's namespace. The kubelet listens on it inside;
+  outside, a socat listens on the same address and port and hands each connection through a Unix
+  socket in the cluster's folder to a second socat inside, which connects it to the kubelet. TLS
+  runs end to end. Traffic to it never leaves the machine. (The kubelet refuses a loopback node
+  IP, and kube-apiserver would try the node's Hostname first: localcluster sets
+  --kubelet-preferred-address-types=InternalIP,... and gives kube-apiserver a kubelet client
+  certificate.)
+- node and pods → API server (the kubelet itself; a handler's progress reports; the operator and
+  gateway when the chart runs them there): in the node's namespace the `kubernetes` Service's
+  ClusterIP (KUBERNETES_SERVICE_HOST in every pod) is an address of its own, and pods have one
+  route, to it alone, over the bridge. A socat there listens on it and hands every connection to
+  a Unix socket in the cluster's folder, where a second socat, outside, connects it to
+  kube-apiserver on 127.0.0.1. Pods reach that one port and nothing else (the namespace does not
+  forward). kube-apiserver's certificate names the ClusterIP (localcluster's
+  kubeApiserverCertSANs), so the kubelet and the SDK verify it.
 """
 
 from __future__ import annotations
@@ -135,7 +141,7 @@ class RealNode:
         return kubelet, archive, refs
 
     # -- lifecycle ------------------------------------------------------------------------------
-    COMPONENTS = ("containerd", "kubelet", "relay-host", "relay-node")
+    COMPONENTS = ("containerd", "kubelet", "relay-host", "relay-node", "kubelet-relay-host", "kubelet-relay-node")
 
     def is_running(self) -> bool:
         pids = self._pid_files()
@@ -151,13 +157,23 @@ class RealNode:
         started = time.monotonic()
         self._netns_up()
         self._node_ip_up()
-        service_ip = self._start_api_relay()
+        service_ip, service_port = self._start_api_relay()
         self._start_containerd(service_ip)
         self._import(archive, refs)
         self._cgroups_up()
-        self._start_kubelet(kubelet)
+        kubelet_port = _free_port()
+        self._start_kubelet_relay(kubelet_port)
+        self._start_kubelet(kubelet, kubelet_port, f"https://{service_ip}:{service_port}")
         self._wait_ready()
         _log(f"real node {NODE_NAME} Ready in {time.monotonic() - started:.1f}s (taint {TAINT})")
+
+    def refresh_images(self) -> None:
+        """A running node gets the images built since it started (hack/build-realnode.sh rebuilds
+        whatever changed in the repository)."""
+        _, archive, refs = self.build()
+        loaded = self.dir / "loaded-archive"
+        if not loaded.exists() or loaded.read_text() != str(archive):
+            self._import(archive, refs)
 
     def down(self, quiet: bool = False) -> None:
         """Stop the kubelet, every container, the shims and containerd; unmount and delete what
@@ -170,7 +186,7 @@ class RealNode:
         # Containers: every process in this node's cgroup (pod sandboxes and handlers).
         _terminate(self._cgroup_processes(), grace=2.0, first=signal.SIGKILL)
         _terminate([pid for pid in _all_pids() if str(self.socket) in _cmdline(pid)], grace=5.0)  # shims
-        _terminate([pids[n] for n in ("containerd", "relay-host", "relay-node") if n in pids], grace=5.0)
+        _terminate([pids[n] for n in ("containerd", *(c for c in self.COMPONENTS if "relay" in c)) if n in pids], grace=5.0)
         _unmount_under(self.dir)
         self._cgroups_down()
         if _netns_exists(self.netns):
@@ -182,8 +198,10 @@ class RealNode:
 
     # -- pieces ---------------------------------------------------------------------------------
     def _netns_up(self) -> None:
-        # Nothing but a loopback interface: no veth, no route, so nothing inside reaches out.
-        for cmd in (["ip", "netns", "add", self.netns], ["ip", "-n", self.netns, "link", "set", "lo", "up"]):
+        # Nothing but a loopback interface (with the node's address): no veth, no route, so nothing
+        # inside reaches out.
+        for cmd in (["ip", "netns", "add", self.netns], ["ip", "-n", self.netns, "link", "set", "lo", "up"],
+                    ["ip", "-n", self.netns, "addr", "add", f"{self.node_ip}/32", "dev", "lo"]):
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
                 raise NodeError(f"{' '.join(cmd)} failed: {done.stderr.strip()}")
@@ -211,7 +229,7 @@ class RealNode:
         server = yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
         return int(server.rsplit(":", 1)[1].rstrip("/"))
 
-    def _start_api_relay(self) -> str:
+    def _start_api_relay(self) -> tuple[str, int]:
         """The one way out of the node's namespace: the `kubernetes` Service's address, relayed to
         kube-apiserver through a Unix socket (see the module's docstring). socat is Debian's; the
         socket is the only thing both namespaces see."""
@@ -223,7 +241,17 @@ class RealNode:
         self._wait(sock.exists, 10, "the API server relay's socket", "relay-host")
         self._spawn("relay-node", ["nsenter", f"--net=/run/netns/{self.netns}", "--",
                                    "socat", f"TCP-LISTEN:{port},bind={ip},fork,reuseaddr", f"UNIX-CONNECT:{sock}"])
-        return ip
+        return ip, port
+
+    def _start_kubelet_relay(self, port: int) -> None:
+        """The way in (see the module's docstring): node_ip:port on the machine, relayed to the
+        kubelet on node_ip:port inside the node's namespace."""
+        sock = self.dir / "kubelet.sock"
+        self._spawn("kubelet-relay-node", ["nsenter", f"--net=/run/netns/{self.netns}", "--",
+                                           "socat", f"UNIX-LISTEN:{sock},fork,mode=600", f"TCP:{self.node_ip}:{port}"])
+        self._wait(sock.exists, 10, "the kubelet relay's socket", "kubelet-relay-node")
+        self._spawn("kubelet-relay-host", ["socat", f"TCP-LISTEN:{port},bind={self.node_ip},fork,reuseaddr",
+                                           f"UNIX-CONNECT:{sock}"])
 
     def _containerd_config(self, service_ip: str) -> Path:
         d = self.dir
@@ -310,6 +338,7 @@ oom_score = 0
         missing = [ref for ref in refs if ref not in loaded]
         if missing:
             raise NodeError(f"{archive} did not load {missing}")
+        (self.dir / "loaded-archive").write_text(str(archive))
         _log(f"loaded {len(refs)} images into the node's containerd in {time.monotonic() - started:.1f}s")
 
     def _cgroups_up(self) -> None:
@@ -330,9 +359,16 @@ oom_score = 0
                     _rmdir(sub)
                 _rmdir(root)
 
-    def _start_kubelet(self, kubelet: Path) -> None:
+    def _start_kubelet(self, kubelet: Path, port: int, api_server: str) -> None:
         d = self.dir
-        port, healthz = _free_port(), _free_port()
+        healthz = _free_port()
+        # Inside the namespace the API server is the `kubernetes` Service's address (the relay).
+        kubeconfig = yaml.safe_load(self.kubeconfig.read_text())
+        for cluster in kubeconfig["clusters"]:
+            cluster["cluster"]["server"] = api_server
+        node_kubeconfig = d / "kubelet-kubeconfig.yaml"
+        node_kubeconfig.write_text(yaml.safe_dump(kubeconfig))
+        node_kubeconfig.chmod(0o600)
         ca = self.cluster_dir / "pki" / "ca.crt"
         config = {
             "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
@@ -363,7 +399,8 @@ oom_score = 0
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         (d / "pod-logs").mkdir()
         labels = ",".join(f"{k}={v}" for k, v in NODE_LABELS.items())
-        self._spawn("kubelet", [str(kubelet), "--config", str(path), "--kubeconfig", str(self.kubeconfig),
+        self._spawn("kubelet", ["nsenter", f"--net=/run/netns/{self.netns}", "--",
+                                str(kubelet), "--config", str(path), "--kubeconfig", str(node_kubeconfig),
                                 "--root-dir", str(d / "kubelet"), "--cert-dir", str(d / "kubelet-pki"),
                                 "--hostname-override", NODE_NAME, "--node-ip", self.node_ip,
                                 "--node-labels", labels, "--v", "2"])

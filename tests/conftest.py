@@ -33,11 +33,14 @@ def kubeconfig() -> Iterator[Path]:
         yield Path(reuse)
         return
     cluster = localcluster.LocalCluster(os.environ.get("KUBETASK_TEST_CLUSTER", "kubetask-test"))
+    # A cluster that was running already belongs to someone else (another test run on this
+    # machine, `make up`): used, never deleted.
+    ours = not cluster.is_running()
     path = cluster.up()
     try:
         yield Path(path)
     finally:
-        if not os.environ.get("KUBETASK_KEEP_CLUSTER"):
+        if ours and not os.environ.get("KUBETASK_KEEP_CLUSTER"):
             cluster.down()
 
 
@@ -70,6 +73,34 @@ def namespace(kube: KubeSync) -> Iterator[str]:
         pass
 
 
+
+
+REAL_NODE_LABEL = "kubetask.io/node-kind"
+
+
+def _real_nodes(kube: KubeSync) -> list[str]:
+    nodes = kube.get(core_path("nodes"), labelSelector=f"{REAL_NODE_LABEL}=real")["items"]
+    return [n["metadata"]["name"] for n in nodes
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))]
+
+
+@pytest.fixture(scope="session")
+def real_node(kube: KubeSync, kubeconfig: Path) -> list[str]:
+    """The Ready nodes labelled kubetask.io/node-kind=real (real containers: the local real node,
+    or kind's node under `make kind-e2e`); skips when there is none. KUBETASK_TEST_REAL_NODE=1
+    starts real-node-0 on the local cluster under test, and fails if it cannot."""
+    cluster_dir = kubeconfig.parent
+    local = cluster_dir.parent == localcluster.CACHE / "kwok" / "clusters"
+    if not _real_nodes(kube) and os.environ.get("KUBETASK_TEST_REAL_NODE") == "1" and local:
+        try:
+            localcluster.LocalCluster(cluster_dir.name).up(real_node=True)
+        except SystemExit as error:  # localcluster reports a failed start with its logs' tails
+            pytest.fail(f"KUBETASK_TEST_REAL_NODE=1 but the real node did not start:\n{error}")
+    found = _real_nodes(kube)
+    if not found:
+        pytest.skip(f"no Ready node labelled {REAL_NODE_LABEL}=real in the cluster under test: start real-node-0 with "
+                    "`hack/localcluster.py up --real-node` (root) or set KUBETASK_TEST_REAL_NODE=1")
+    return found
 
 
 @pytest.fixture

@@ -142,6 +142,21 @@ def test_example_tasktypes_use_the_registry_the_images_were_pushed_to(render: Re
         assert {**tasktype["spec"], "image": before} == plain[name]["spec"]
 
 
+def test_example_tasktypes_go_to_the_nodes_named(render: Render) -> None:
+    """exampleTaskTypes.nodeSelector/tolerations (the nodes that have the images): added to each
+    TaskType's own, which gpu-matmul keeps."""
+    toleration = {"key": "kubetask.io/real-node", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+    docs = {d["metadata"]["name"]: d["spec"] for d in find(render(sets={"exampleTaskTypes": {
+        "enabled": True, "nodeSelector": {"kubetask.io/node-kind": "real"}, "tolerations": [toleration]}}), "TaskType")}
+    assert len(docs) == 5
+    for name, spec in docs.items():
+        assert spec["nodeSelector"]["kubetask.io/node-kind"] == "real", name
+        assert spec["tolerations"][-1] == toleration, name
+    assert docs["gpu-matmul"]["nodeSelector"] == {"nvidia.com/gpu.present": "true", "kubetask.io/node-kind": "real"}
+    assert docs["gpu-matmul"]["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert "nodeSelector" not in find(render(sets={"exampleTaskTypes": {"enabled": True}}), "TaskType", "echo")[0]["spec"]
+
+
 # -- other value sets ---------------------------------------------------------------------------
 
 def test_watch_namespaces(render: Render) -> None:

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import pytest
 import yaml
 
-from harness import REPO, localcluster, wait_for
+from harness import REPO, wait_for
 from kt import apply_queue, get_task, pods_of, wait_phase
 from kubetask.kube import ApiError, KubeSync, core_path
 
@@ -50,29 +50,6 @@ def the_operator(request: pytest.FixtureRequest) -> None:
     """The session's operator process; under `make kind-e2e`, the chart's, already running."""
     if not KIND_E2E:
         request.getfixturevalue("operator")
-
-
-def _real_nodes(kube: KubeSync) -> list[str]:
-    nodes = kube.get(core_path("nodes"), labelSelector=f"{NODE_KIND}=real")["items"]
-    return [n["metadata"]["name"] for n in nodes
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))]
-
-
-@pytest.fixture(scope="module")
-def real_node(kube: KubeSync, kubeconfig: Path) -> list[str]:
-    """The Ready real nodes' names; skips when there is none."""
-    cluster_dir = kubeconfig.parent
-    local = cluster_dir.parent == localcluster.CACHE / "kwok" / "clusters"
-    if not _real_nodes(kube) and os.environ.get("KUBETASK_TEST_REAL_NODE") == "1" and local:
-        try:
-            localcluster.LocalCluster(cluster_dir.name).up(real_node=True)
-        except SystemExit as error:  # localcluster reports a failed start with its logs' tails
-            pytest.fail(f"KUBETASK_TEST_REAL_NODE=1 but the real node did not start:\n{error}")
-    found = _real_nodes(kube)
-    if not found:
-        pytest.skip(f"no Ready node labelled {NODE_KIND}=real in the cluster under test: start real-node-0 with "
-                    "`hack/localcluster.py up --real-node` (root) or set KUBETASK_TEST_REAL_NODE=1")
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,17 @@ def test_docker_is_used_where_asked_and_the_default_names_are_the_charts() -> No
     assert line.startswith("docker build ") and f"-t ghcr.io/kubetask/kubetask:{app_version}" in line
 
 
+def test_a_wheelhouse_builds_the_kubetask_image_offline_with_buildah_only(tmp_path: Path) -> None:
+    (tmp_path / "six-1.17.0-py2.py3-none-any.whl").write_bytes(b"")
+    done = images("--print", ENGINE="buildah", ONLY="kubetask", WHEELHOUSE=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    [line] = done.stdout.splitlines()
+    assert f"--volume {tmp_path}:/wheelhouse:ro" in line and "--network none" in line
+    assert "PIP_INSTALL_ARGS=--no-index\\ --find-links\\ /wheelhouse" in line, line
+    refused = images("--print", ENGINE="docker", ONLY="kubetask", WHEELHOUSE=str(tmp_path))
+    assert refused.returncode == 2 and "WHEELHOUSE needs buildah" in refused.stderr
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

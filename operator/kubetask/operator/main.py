@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 import kopf
+from kopf._core.engines.peering import Identity  # a NewType of str; Kopf does not export it
 from prometheus_client import start_http_server
 
 from kubetask.operator import handlers, kopf_fixes, leader
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
             clusterwide=not namespaces,
             namespaces=namespaces,
             liveness_endpoint=f"http://{settings.metrics_host}:{settings.health_port}/healthz",
+            # Without one, Kopf makes it with getpass.getuser(), which raises for a uid that has no
+            # passwd entry: the image's user 65532, a chart's runAsUser, OpenShift's random uids.
+            identity=Identity(leader.make_identity()),
         )
 
     # Active/standby: Kopf runs only while this process holds the leader Lease.
