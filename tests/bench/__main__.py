@@ -527,6 +527,11 @@ def table(results: dict[str, Any], settings: dict[str, Any]) -> str:
 
     if "gateway" in r:
         _main_rows(r, row, lines)
+    elif "scale" in r:  # --only-scale
+        sc = r["scale"]
+        row(f"operator RSS, {sc['tasks']} Tasks vs idle (MiB)", sc["rss_mib_loaded"], sc["rss_mib_idle"])
+        row(f"operator CPU for {sc['tasks']} Tasks (s)", sc["cpu_seconds_for_the_tasks"])
+        row(f"restart → new Task's Job, {sc['tasks']} Tasks vs none", sc["restart_to_first_job_s_loaded"], sc["restart_to_first_job_s_empty"], "s")
     fan = r.get("fanout")
     if fan:
         one, sep = fan["one_task"], fan["separate_tasks"]
@@ -572,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only-fanout", action="store_true", help="run only the fan-out phase")
     parser.add_argument("--client", type=int, default=2000, help="requests per round of the client phase: library vs httpx (0 skips it)")
     parser.add_argument("--only-client", action="store_true", help="run only the client phase")
+    parser.add_argument("--only-scale", action="store_true", help="run only the scale phase (memory, restart with --scale Tasks)")
     parser.add_argument("--kubeconfig", type=Path, help="use this cluster instead of starting kubetask-bench")
     parser.add_argument("--out", type=Path, default=REPO / "artifacts", help="folder for the JSON results")
     args = parser.parse_args(argv)
@@ -610,6 +616,8 @@ def main(argv: list[str] | None = None) -> int:
             results["client"] = transports(kubeconfig, bench.namespace("client"), args.client)
         elif args.only_fanout:
             results["fanout"] = bench.fanout(args.fanout, args.fanout_parallelism)
+        elif args.only_scale:
+            results["scale"] = bench.scale(args.scale, process_usage(operator.process.pid))
         elif args.only_soak:
             results["retention_soak"] = bench.retention_soak(args.soak, args.soak_rate, args.soak_retention)
         else:
