@@ -42,8 +42,12 @@ from typing import Any, ClassVar
 import aiohttp
 import httpx
 import yaml
-from kubernetes_asyncio.client import ApiClient, Configuration
-from kubernetes_asyncio.config import ConfigException, incluster_config, kube_config
+
+from kubetask import lazy_client
+
+lazy_client.install()  # before the first import of kubernetes_asyncio (the gateway's path): see lazy_client
+from kubernetes_asyncio.client import ApiClient, Configuration  # noqa: E402
+from kubernetes_asyncio.config import ConfigException, incluster_config, kube_config  # noqa: E402
 
 from kubetask.resources.models import GROUP, VERSION
 
