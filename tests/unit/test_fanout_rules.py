@@ -286,10 +286,9 @@ async def test_the_task_index_keeps_only_the_count_of_large_items() -> None:
         return {"apiVersion": "kubetask.io/v1alpha1", "kind": "Task", "spec": {"type": "analyse", "items": items},
                 "metadata": {"name": "batch", "namespace": "ns", "uid": "u1", "generation": 1}}
 
-    small = await handlers.unfinished_tasks(body=body(ITEMS[:3]), namespace="ns", uid="u1")
+    small = handlers.unfinished_entries(body(ITEMS[:3]), "ns", "u1")
     assert small["ns"]["spec"]["items"] == ITEMS[:3] and PARAMETERS_OMITTED not in small["ns"]
-    large = await handlers.unfinished_tasks(body=body([{"file": f"s3://bucket/{i:06d}.csv"} for i in range(1000)]),
-                                            namespace="ns", uid="u1")
+    large = handlers.unfinished_entries(body([{"file": f"s3://bucket/{i:06d}.csv"} for i in range(1000)]), "ns", "u1")
     slim = large["ns"]
     assert "items" not in slim["spec"] and slim[PARAMETERS_OMITTED]  # fetched in full at admission
     assert item_count(slim) == 1000  # still known to admission (GPUs × pods at once)
