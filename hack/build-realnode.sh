@@ -178,12 +178,15 @@ bud() {   # $1 reference, $2 key, $3 Dockerfile, $4 context, then --build-arg ..
     || { tail -n 30 "$work/bud.log" >&2; die "buildah bud -f $dockerfile failed"; }
 }
 
-# The kubetask image: its context is only what the root Dockerfile copies (as hack/images.sh
-# sends it), its wheels come from a wheelhouse made on this machine for Debian's Python 3.11.
-kubetask_sources=("$repo/Dockerfile" "$repo/pyproject.toml" "$repo/README.md" "$repo/operator" "$repo/api" "$repo/handlers-images/sdk")
+# The kubetask image: its context is only what the root Dockerfile copies (hack/kubetask-context.sh,
+# as hack/images.sh sends it), keyed by that context; its wheels come from a wheelhouse made on
+# this machine for Debian's Python 3.11.
 kubetask_ref="$registry/kubetask:$app_version"
+context="$work/kubetask-context"
+rm -rf "$context"
+bash "$here/kubetask-context.sh" "$context"
 wheels="$cache/realnode/wheelhouse-$(hash_of "$repo/pyproject.toml" "v1")"
-kubetask_key="$(hash_of "$rootfs_key" "wheels:${wheels##*/}" "${kubetask_sources[@]}")"
+kubetask_key="$(hash_of "$rootfs_key" "wheels:${wheels##*/}" "$context")"
 if ! built "$kubetask_ref" "$kubetask_key"; then
   if [[ ! -f "$wheels/.complete" ]]; then
     host_python="$(command -v python3)"
@@ -198,13 +201,10 @@ if ! built "$kubetask_ref" "$kubetask_key"; then
     for old in "$cache"/realnode/wheelhouse-*; do [[ "$old" == "$wheels" ]] || rm -rf "$old"; done
   fi
   step "kubetask image: buildah bud Dockerfile --build-arg PYTHON_IMAGE=$rootfs_ref (wheels mounted at /wheelhouse)"
-  context="$work/kubetask-context"
-  rm -rf "$context" && mkdir -p "$context"
-  tar -C "$repo" --exclude=__pycache__ -c Dockerfile pyproject.toml README.md operator api handlers-images/sdk | tar -C "$context" -x
   bud "$kubetask_ref" "$kubetask_key" "$context/Dockerfile" "$context" --build-arg "PYTHON_IMAGE=$rootfs_ref" \
     --build-arg "PIP_INSTALL_ARGS=--no-index --find-links /wheelhouse" --volume "$wheels:/wheelhouse:ro"
-  rm -rf "$context"
 fi
+rm -rf "$context"
 node_refs+=("$kubetask_ref"); keys+=("$kubetask_key")
 
 base_ref="$registry/handler-base:$app_version"

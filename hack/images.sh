@@ -97,7 +97,7 @@ python_arg=()
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
 if wanted kubetask; then
-  tar -C "$repo" --exclude=__pycache__ -c Dockerfile pyproject.toml README.md operator api handlers-images/sdk | tar -C "$context" -x
+  bash "$here/kubetask-context.sh" "$context"
 fi
 kubetask_args=("${python_arg[@]}")
 if [[ -n "${WHEELHOUSE:-}" ]]; then

@@ -42,8 +42,12 @@ fi
 kubectl="$(command -v kubectl || echo "$("$python" "$here/localcluster.py" binaries)/kubectl")"
 
 step "building $image (context: only what the Dockerfile copies)"
-tar -C "$repo" --exclude=__pycache__ -c Dockerfile pyproject.toml README.md operator api handlers-images/sdk \
-  | docker build -t "$image" -f Dockerfile -
+context="$(mktemp -d)"
+trap 'rm -rf "$context"' EXIT
+bash "$here/kubetask-context.sh" "$context"
+docker build -t "$image" -f "$context/Dockerfile" "$context"
+rm -rf "$context"
+trap - EXIT
 step "building the handler images"
 docker build -f "$repo/handlers-images/base/Dockerfile" -t "ghcr.io/kubetask/handler-base:${app_version}" "$repo/handlers-images"
 for h in "${handlers[@]}"; do
