@@ -65,6 +65,8 @@ def test_a_remembered_status_write_is_forgotten_once_the_watch_catches_up() -> N
     assert memory.freshest(older)["metadata"]["resourceVersion"] == "120"
     memory.observed("uid-1", "110")  # an event from before our write: still needed
     assert memory.freshest_status(older) == {"phase": "Queued"}
+    assert memory.is_own_write("uid-1", "120") and not memory.is_own_write("uid-1", "121")  # its echo: not reconciled again
+    assert not memory.is_own_write("uid-2", "120")
     memory.observed("uid-1", "120")  # the watch has our write now
     assert memory.freshest_status(older) == {"phase": "Pending"}  # nothing held for it
     assert memory.sizes()["written"] == 0

@@ -122,3 +122,42 @@ def test_which_refusals_end_the_task(status: int | None, message: str, kind: str
         assert message in verdict.message
     if status == 429:
         assert refusal.retry_after == 2
+
+
+def test_a_pod_that_starts_within_the_settle_window_is_written_once() -> None:
+    """A young Job whose pod only waits writes nothing (one write saved per short Task); the Task
+    is looked at again when the window ends, and PodPending is written only then."""
+    young = facts(job=job(active=1), job_age=0.3, settle_seconds=1.0)
+    waiting = decide(young, "q")
+    assert waiting.verdict is None and waiting.release
+    assert waiting.recheck_after == pytest.approx(0.7)
+    started = decide(facts(job=job(active=1, ready=1), job_age=0.5, settle_seconds=1.0), "q")
+    assert started.verdict is not None and started.verdict.reason == "PodRunning"  # written at once, PodPending never
+    late = decide(facts(job=job(active=1), job_age=1.2, settle_seconds=1.0), "q")
+    assert late.verdict is not None and late.verdict.reason == "PodPending" and late.recheck_after is None
+    unknown_age = decide(facts(job=job(active=1), job_age=None, settle_seconds=1.0), "q")
+    assert unknown_age.verdict is not None and unknown_age.verdict.reason == "PodPending"
+    off = decide(facts(job=job(active=1), job_age=0.1, settle_seconds=0.0), "q")
+    assert off.verdict is not None and off.verdict.reason == "PodPending"
+
+
+def test_the_settle_window_never_holds_back_what_users_must_see() -> None:
+    """Only the first PodPending waits: a Task already Running is written as it changes, and an
+    unschedulable pod or a failure is written at once, young Job or not."""
+    running = decide(facts(status={"phase": "Running", "jobName": "t-abcde-r0"}, job=job(active=1), job_age=0.2, settle_seconds=1.0), "q")
+    assert running.verdict is not None and running.recheck_after is None
+    unschedulable = PodSummary("p", "t", "Pending", unschedulable="0/3 nodes are available", job_name="t-abcde-r0")
+    stuck = decide(facts(job=job(active=1), pods=(unschedulable,), job_age=0.2, settle_seconds=1.0), "q")
+    assert stuck.verdict is not None and stuck.verdict.reason == "Unschedulable"
+    failed = decide(facts(job=job(failing=True, failed=1, reason="BackoffLimitExceeded"), job_age=0.2, settle_seconds=1.0,
+                          pods_fetched=True), "q")
+    assert failed.verdict is not None and failed.verdict.phase is Phase.FAILED
+
+
+def test_success_criteria_met_reads_the_pods_and_succeeds() -> None:
+    meeting = job(active=0, succeeded=1, succeeding=True)
+    assert decide(facts(status={"phase": "Running"}, job=meeting), "q").need is Need.POD_FACTS
+    done = decide(facts(status={"phase": "Running"}, job=meeting, pods_fetched=True,
+                        pods=(PodSummary("p", "t", "Succeeded", message="ok", job_name="t-abcde-r0"),)), "q")
+    assert done.verdict is not None and done.verdict.phase is Phase.SUCCEEDED and done.verdict.result == "ok"
+    assert done.admit is None  # the slot is freed at Complete, when the Job stops counting as running

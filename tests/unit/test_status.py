@@ -132,3 +132,28 @@ def test_summaries_read_real_shapes() -> None:
                 "status": {"phase": "Failed", "containerStatuses": [{"state": {"terminated": {"exitCode": 65, "reason": "Error", "message": "x" * 5000}}}]}}
     pod_summary = summarize_pod(pod_body)
     assert (pod_summary.exit_code, pod_summary.job_name, len(pod_summary.message)) == (65, "j", 4096)
+
+
+def test_success_criteria_met_is_the_outcome_before_complete() -> None:
+    """Kubernetes 1.31+ says SuccessCriteriaMet, then Complete once the pods have terminated (the
+    shape is the one the local control plane's Job controller writes). The outcome is read at the
+    first: no Running write in between, and the completion time is when the criteria were met."""
+    body = {"metadata": {"name": "j", "namespace": "ns", "creationTimestamp": "2026-11-24T11:59:00Z",
+                         "labels": {"kubetask.io/task-uid": "u", "kubetask.io/queue": "q"}},
+            "spec": {"template": {"spec": {"containers": [{}]}}},
+            "status": {"active": 0, "ready": 0, "startTime": "2026-11-24T11:59:00Z", "terminating": 0,
+                       "uncountedTerminatedPods": {"succeeded": ["pod-uid"]},
+                       "conditions": [{"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
+                                       "lastTransitionTime": "2026-11-24T11:59:03Z"}]}}
+    summary = summarize_job(body)
+    assert summary.succeeding and summary.succeeded_for_good
+    assert summary.running  # its capacity is freed at Complete, when its pods are gone
+    assert summary.completion_time == "2026-11-24T11:59:03Z"
+    verdict = observe_run(summary, [pod("p", "Succeeded", message='{"n": 3}')])
+    assert (verdict.phase, verdict.result, verdict.completion_time) == (Phase.SUCCEEDED, {"n": 3}, "2026-11-24T11:59:03Z")
+    complete = {**body, "status": {**body["status"], "completionTime": "2026-11-24T11:59:04Z", "conditions": [
+        *body["status"]["conditions"], {"type": "Complete", "status": "True", "reason": "CompletionsReached"}]}}  # type: ignore[dict-item]
+    assert summarize_job(complete).completion_time == "2026-11-24T11:59:04Z"
+    assert not summarize_job(complete).running
+    failing = {**body, "status": {"conditions": [{"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded"}]}}
+    assert not summarize_job(failing).succeeded_for_good

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from kubetask.operator.group import Member
 from kubetask.operator.records import FinishedTask, ScheduledTask
 from kubetask.resources.dependencies import dependency_cycle
 from kubetask.operator.resolve import effective_queue, pods_at_once, resolve
-from kubetask.operator.status import JobSummary, PodSummary, Verdict, status_changed, summarize_pod
+from kubetask.operator.status import JobSummary, PodSummary, Verdict, epoch, status_changed, summarize_pod
 from kubetask.resources.models import Phase, parse_duration
 
 log = logging.getLogger("kubetask.operator")
@@ -284,9 +285,14 @@ class Controller:
         if spec.get("after"):
             upstreams = tuple(self._upstream(namespace, name, views) for name in spec["after"])
             cycle = dependency_cycle(meta["name"], lambda name: self._after_of(namespace, name, views))
+        job_age = None
+        if job is not None:
+            created = self.memory.job_created_at(uid, run) or epoch(job.created)
+            job_age = time.time() - created if created is not None else None
         facts = TaskFacts(spec=spec, status=status, generation=generation, tasktype=tasktype, job=job, pods=pods,
                           validated=validated, problems=problems, reserved=self.memory.is_reserved(uid, run),
-                          job_gone=job_gone, pods_fetched=fetched_pods is not None, upstreams=upstreams, cycle=cycle)
+                          job_gone=job_gone, pods_fetched=fetched_pods is not None, upstreams=upstreams, cycle=cycle,
+                          job_age=job_age, settle_seconds=self.settings.status_settle_seconds)
         return facts, queue
 
     # ---------------------------------------------------------------------------------------
@@ -395,6 +401,8 @@ class Controller:
             self.memory.settled(uid, run)
         if decision.verdict is not None:
             await self._write_status(task, decision)
+        if decision.recheck_after is not None:
+            self.enqueue_after(TaskKey(uid), decision.recheck_after)
 
     async def _write_status(self, task: dict[str, Any], decision: Decision) -> None:
         meta = task["metadata"]
@@ -672,6 +680,7 @@ class Controller:
                     await self._create_items(items_configmap(latest, effective, run))
                 await self.kube.create(core_path("jobs", namespace, group="batch"), job)
                 metrics.API_WRITES.labels("create", "jobs").inc()
+                self.memory.job_created(uid, run, time.time())
             except ApiError as error:
                 if error.status != 409:
                     refusal = classify_refusal(error.status, error.reason, error.message, error.body.get("details"))

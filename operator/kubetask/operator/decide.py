@@ -8,8 +8,11 @@ How a Job becomes status, in order (`decide`):
 2. A cancel request stops the Job, whatever else is true, and the Task is Cancelled.
 3. A Job that exists for this run is followed to its end, whatever happened to the TaskType or
    the TaskQueue since it started: status never goes backwards. Its status (active, ready,
-   failed, conditions) says where the run stands; once it has finished, its pods are read once
-   for the result (the termination message) and the last exit code.
+   failed, conditions) says where the run stands; once its outcome is known (Complete, Failed,
+   or already SuccessCriteriaMet / FailureTarget), its pods are read once for the result (the
+   termination message) and the last exit code. A Job younger than the settle window
+   (`status_settle_seconds`) whose pod merely waits is not written yet: it is looked at again
+   when the window ends, and a pod that started meanwhile is written as running at once.
 4. A Job being created by this process (capacity reserved) is waited for.
 5. A Task that was Running whose Job is gone from the index is checked with the API server, and
    only a confirmed 404 makes it Failed/JobDeleted.
@@ -79,6 +82,8 @@ class TaskFacts:
     job_gone: bool = False  # a GET of status.jobName answered 404
     upstreams: tuple[Upstream, ...] = ()  # the Tasks in spec.after
     cycle: tuple[str, ...] = ()  # a dependency cycle through this Task (names, in order), if there is one
+    job_age: float | None = None  # seconds since this run's Job was created (None: not known)
+    settle_seconds: float = 0.0  # a Job younger than this that only waits for its pod is not written yet (rule 3)
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class Decision:
     release: bool = False  # drop this run's capacity reservation
     admit: str | None = None  # the queue to run admission for
     need: Need | None = None
+    recheck_after: float | None = None  # reconcile this Task again after these seconds (nothing changes meanwhile)
 
 
 def current_run(spec: dict[str, Any]) -> int:
@@ -148,10 +154,16 @@ def decide(facts: TaskFacts, queue: str) -> Decision:
         return Decision(verdict=verdict, base=base, queue=status_queue, delete_job=running_job, release=True)
 
     if job is not None:  # 3
-        if (job.finished or job.failing) and not facts.pods_fetched:
+        if (job.finished or job.failing or job.succeeding) and not facts.pods_fetched:
             return Decision(need=Need.POD_FACTS)  # the outcome is known; its details are in the pods
         observe = observe_fanout if job.indexed else observe_run  # a fan-out (spec.items) is an Indexed Job
-        return Decision(verdict=observe(job, list(facts.pods)), base=base, queue=job.queue or status_queue,
+        verdict = observe(job, list(facts.pods))
+        if verdict.reason == "PodPending" and base.get("phase") != Phase.RUNNING.value and \
+                facts.job_age is not None and facts.job_age < facts.settle_seconds:
+            # Settling: a pod that starts within the window is written as running straight away
+            # (one write, not two); only a pod still waiting at its end is written as PodPending.
+            return Decision(release=True, recheck_after=facts.settle_seconds - facts.job_age)
+        return Decision(verdict=verdict, base=base, queue=job.queue or status_queue,
                         release=True, admit=None if job.running else (job.queue or status_queue))
 
     if facts.reserved:  # 4

@@ -118,10 +118,10 @@ def observe_fanout(job: JobSummary, pods: list[PodSummary]) -> Verdict:
     """
     # Pods started. While the run goes on, only the pods that have ended count: counting running
     # ones too would change the status (a write) each time a pod starts.
-    attempts = max(1, job.active + job.failed + job.succeeded, len(pods)) if not job.running or job.failing \
+    attempts = max(1, job.active + job.failed + job.succeeded, len(pods)) if not job.running or job.failing or job.succeeding \
         else max(1, job.failed + job.succeeded)
     start_time = job.created or job.start_time or ""
-    if job.finished == "Complete":
+    if job.succeeded_for_good:
         items = final_items(job, pods)
         return Verdict(Phase.SUCCEEDED, "Succeeded", f"all {items['total']} items succeeded", result=result_summary(items),
                        items=items, completion_time=job.completion_time, attempts=attempts, job_name=job.name, start_time=start_time)

@@ -380,7 +380,12 @@ async def task_event(event: kopf.RawEvent, body: kopf.Body, uid: str, namespace:
     views = views_from(kwargs)
     metrics.EVENTS.labels("task").inc()
     memory = controller().memory
-    memory.observed(uid, body["metadata"].get("resourceVersion"))
+    version = body["metadata"].get("resourceVersion")
+    # The echo of our own status write: it says what the reconcile that wrote it decided, so
+    # reconciling it again would decide the same. Anything else that changed (its Job, a TaskType,
+    # the spec) comes with an event of its own. Skipped: a reconcile per status write.
+    echo = event.get("type") == "MODIFIED" and memory.is_own_write(uid, version)
+    memory.observed(uid, version)
     schedule = (body["metadata"].get("labels") or {}).get(LABEL_SCHEDULE)
     if schedule and namespace:
         _enqueue(ScheduleKey(namespace, schedule))  # its active list, last success and history
@@ -400,7 +405,8 @@ async def task_event(event: kopf.RawEvent, body: kopf.Body, uid: str, namespace:
     # The latest full body, for the worker (the key is all the queue holds). Kopf's body is a
     # read-only view; the worker copies it once per reconcile, not once per event.
     memory.put_body(body)
-    _enqueue(TaskKey(uid))
+    if not echo:
+        _enqueue(TaskKey(uid))
 
 
 def _nudge_dependents(event: kopf.RawEvent, body: kopf.Body, namespace: str, views: Views) -> None:

@@ -12,6 +12,9 @@ what only this process knows, each part bounded and dropped as soon as it is no 
   not shown yet, per (task uid, run). They count as running in every admission decided meanwhile.
   Released on every path: the Job seen (any event of it), the create refused or failed, the Task
   cancelled, finished or deleted.
+- **Job creation times**: when this process created each run's Job (wall clock, to the
+  sub-second; the Job's creationTimestamp has whole seconds), for the status settle window.
+  Dropped when the run is settled or the Task goes; after a restart the creationTimestamp is used.
 - **bodies**: the latest full Task body a Task event brought, until a worker reconciles it (the
   work queue holds only keys; the index holds bodies without large parameters).
 - **finished Jobs already deleted**: the last state of a finished Job whose DELETED event came
@@ -54,6 +57,7 @@ class Memory:
         self._validated: OrderedDict[str, int | None] = OrderedDict()
         self._reservations: dict[tuple[str, int], Reservation] = {}
         self._bodies: dict[str, Mapping[str, Any]] = {}
+        self._job_created: dict[tuple[str, int], float] = {}  # (task uid, run) → when this process created its Job
         self._deleted_jobs: dict[tuple[str, int], JobSummary] = {}
         self._pending_pods: dict[tuple[str, str], tuple[PodSummary, ...]] = {}  # (namespace, Job name) → its Pending pods
         self._throttled: dict[tuple[str, str], tuple[int, float | None]] = {}  # (namespace, queue) → (count, next start)
@@ -63,7 +67,7 @@ class Memory:
 
     def sizes(self) -> dict[str, int]:
         return {"written": len(self._written), "validated": len(self._validated),
-                "reservations": len(self._reservations), "bodies": len(self._bodies), "pending_pods": len(self._pending_pods),
+                "reservations": len(self._reservations), "job_created": len(self._job_created), "bodies": len(self._bodies), "pending_pods": len(self._pending_pods),
                 "deleted_jobs": len(self._deleted_jobs), "throttled": len(self._throttled),
                 "start_estimates": len(self._start_estimates)}
 
@@ -100,6 +104,11 @@ class Memory:
         while len(self._written) > MAX_REMEMBERED:
             self._written.popitem(last=False)
 
+    def is_own_write(self, uid: str, resource_version: str | None) -> bool:
+        """Is this version of the Task the one our last status write produced (its watch echo)?"""
+        written = self._written.get(uid)
+        return written is not None and str(written[0]) == str(resource_version)
+
     def observed(self, uid: str, resource_version: str | None) -> None:
         """The watch delivered this Task at `resource_version`: a remembered write it has caught
         up with is no longer needed (no older body of it follows)."""
@@ -135,6 +144,13 @@ class Memory:
     def reserved_in(self, namespace: str, queue: str) -> list[tuple[tuple[str, int], Reservation]]:
         return [(key, r) for key, r in self._reservations.items() if r.namespace == namespace and r.queue == queue]
 
+    # -- Job creation times (the settle window) ----------------------------------------------
+    def job_created(self, uid: str, run: int, at: float) -> None:
+        self._job_created[(uid, run)] = at
+
+    def job_created_at(self, uid: str, run: int) -> float | None:
+        return self._job_created.get((uid, run))
+
     # -- bodies waiting for a worker ----------------------------------------------------------
     def put_body(self, body: Mapping[str, Any]) -> None:
         self._bodies[body["metadata"]["uid"]] = body
@@ -158,6 +174,7 @@ class Memory:
         """The run is finished and its status written: nothing of it is needed any more."""
         self._reservations.pop((uid, run), None)
         self._deleted_jobs.pop((uid, run), None)
+        self._job_created.pop((uid, run), None)
 
     # -- pending pods ------------------------------------------------------------------------
     def pending_pods(self, namespace: str, job_name: str) -> tuple[PodSummary, ...]:
@@ -203,3 +220,5 @@ class Memory:
             del self._reservations[key]
         for key in [k for k in self._deleted_jobs if k[0] == uid]:
             del self._deleted_jobs[key]
+        for key in [k for k in self._job_created if k[0] == uid]:
+            del self._job_created[key]

@@ -61,6 +61,10 @@ class JobSummary:
     created: str
     finished: str | None = None  # "Complete" | "Failed": the Job is done and its pods are gone
     failing: bool = False  # FailureTarget: the Job will fail once its pods have terminated
+    # SuccessCriteriaMet (Kubernetes 1.31+): the Job has succeeded and says Complete once its pods
+    # have terminated, a moment later. Its outcome is known now: reading it here saves the
+    # "Running" write a Job event in between would otherwise cost, for a status that is already over.
+    succeeding: bool = False
     reason: str = ""
     message: str = ""
     active: int = 0
@@ -78,14 +82,20 @@ class JobSummary:
 
     @property
     def running(self) -> bool:
+        """Counts against its queue's capacity: until Complete or Failed, when its pods are gone."""
         return self.finished is None
+
+    @property
+    def succeeded_for_good(self) -> bool:
+        return self.finished == "Complete" or (self.succeeding and self.finished is None)
 
 
 def summarize_job(body: Mapping[str, Any]) -> JobSummary:
     meta, spec, status = body["metadata"], body.get("spec", {}), body.get("status", {})
     labels = meta.get("labels", {})
     finished, reason, message = None, "", ""
-    failing = False
+    failing = succeeding = False
+    success_time = None
     for condition in status.get("conditions", []):
         if condition.get("status") != "True":
             continue
@@ -93,6 +103,8 @@ def summarize_job(body: Mapping[str, Any]) -> JobSummary:
             finished, reason, message = condition["type"], condition.get("reason", ""), condition.get("message", "")
         elif condition["type"] == "FailureTarget" and finished is None:
             failing, reason, message = True, condition.get("reason", ""), condition.get("message", "")
+        elif condition["type"] == "SuccessCriteriaMet":
+            succeeding, success_time = True, condition.get("lastTransitionTime")
     uncounted = status.get("uncountedTerminatedPods") or {}
     gpu = 0
     for container in spec.get("template", {}).get("spec", {}).get("containers", []):
@@ -105,13 +117,15 @@ def summarize_job(body: Mapping[str, Any]) -> JobSummary:
     return JobSummary(
         name=meta["name"], namespace=meta["namespace"], task_uid=labels.get(naming.LABEL_TASK_UID, ""),
         queue=labels.get(naming.LABEL_QUEUE, ""), run=int(labels.get(naming.LABEL_RUN, "0")), gpu=gpu,
-        created=meta.get("creationTimestamp", ""), finished=finished, failing=failing, reason=reason, message=message,
+        created=meta.get("creationTimestamp", ""), finished=finished, failing=failing, succeeding=succeeding and not failing,
+        reason=reason, message=message,
         # Pods the Job controller saw finish but has not counted yet count already: no flicker
         # back to "pending" between a pod's end and the Job's Complete.
         active=int(status.get("active") or 0), ready=int(status.get("ready") or 0),
         failed=int(status.get("failed") or 0) + len(uncounted.get("failed") or ()),
         succeeded=int(status.get("succeeded") or 0) + len(uncounted.get("succeeded") or ()), start_time=status.get("startTime"),
-        completion_time=status.get("completionTime"),
+        # Until Complete sets completionTime, the run ended when its success criteria were met.
+        completion_time=status.get("completionTime") or (success_time if succeeding else None),
         indexed=spec.get("completionMode") == "Indexed", completions=int(spec.get("completions") or 1),
         completed_indexes=str(status.get("completedIndexes") or ""), failed_indexes=str(status.get("failedIndexes") or ""),
     )
@@ -199,7 +213,7 @@ def observe_run(job: JobSummary, pods: list[PodSummary]) -> Verdict:
     # startTime is when the Task was admitted, i.e. its Job created: stable from the Job's first
     # event on (the Job controller's own status.startTime comes an event later: a write saved).
     common: _RunFacts = {"attempts": attempts, "job_name": job.name, "start_time": job.created or job.start_time or ""}
-    if job.finished == "Complete":
+    if job.succeeded_for_good:
         succeeded = [p for p in pods if p.phase == "Succeeded"]
         result = parse_result(succeeded[-1].message) if succeeded else None
         return Verdict(Phase.SUCCEEDED, "Succeeded", "the handler finished successfully", result=result,
