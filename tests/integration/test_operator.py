@@ -15,6 +15,7 @@ from harness import OperatorProcess, wait_for
 from kt import (apply_queue, apply_tasktype, condition, create_task, events_of, get_task, jobs_of, patch_spec,
                 pods_of, sim, wait_phase)
 from kubetask.kube import ApiError, KubeSync, tasks_path
+from recorders import PhaseRecorder
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -245,8 +246,9 @@ def _writes(metrics_text: str) -> dict[str, float]:
 
 
 def test_api_writes_per_task_lifecycle_stay_few(kube: KubeSync, ns: str, operator: OperatorProcess) -> None:
-    """Submit → Succeeded on an idle queue: one Job create, three status patches (admitted, pod
-    running, succeeded) and two Events (Started, Succeeded). Kopf's bookkeeping adds none."""
+    """Submit → Succeeded on an idle queue: one Job create, at most three status patches (pod
+    pending, only when the pod waits past the 1-s settle window; pod running; succeeded) and two
+    Events (Started, Succeeded). Kopf's bookkeeping adds none."""
     time.sleep(1)
     before = _writes(operator.metrics())
     create_task(kube, ns, "counted", sim(run_for="1s", message='"ok"'))
@@ -265,3 +267,28 @@ def test_api_writes_per_task_lifecycle_stay_few(kube: KubeSync, ns: str, operato
     task = get_task(kube, ns, "counted")
     assert not task["metadata"].get("finalizers")
     assert not [k for k in task["metadata"].get("annotations", {}) if k.startswith("kopf.") or k.startswith("kubetask.io/last")]
+
+
+def test_a_pod_that_starts_within_the_settle_window_never_shows_pod_pending(kube: KubeSync, namespace: str, kubeconfig: Path,
+                                                                           quiet: None, tmp_path: Path) -> None:
+    """With a settle window longer than the pod takes to start, the Task goes from no phase
+    straight to Running/PodRunning and Succeeded: PodPending is never written, and the run's facts
+    (jobName, startTime) arrive with the first write. Every status is recorded by a watch."""
+    own = OperatorProcess(kubeconfig, tmp_path, extra_env={
+        "KUBETASK_STATUS_SETTLE_SECONDS": "20", "KUBETASK_LEADER_ELECTION": "false", "KUBETASK_NAMESPACES": json.dumps([namespace])})
+    apply_tasktype(kube, namespace, "sim")
+    apply_queue(kube, namespace, "default", maxRunning=10)
+    own.start()
+    try:
+        with PhaseRecorder(kubeconfig, namespace) as phases:
+            create_task(kube, namespace, "settled", sim(run_for="4s", message='"ok"'))
+            running = wait_phase(kube, namespace, "settled", "Running", timeout=30)
+            done = wait_phase(kube, namespace, "settled", "Succeeded", timeout=40)
+            time.sleep(1)
+    finally:
+        own.stop()
+    assert condition(running, "Ready")["reason"] == "PodRunning"
+    assert running["status"]["jobName"] and running["status"]["startTime"]
+    assert "PodPending" not in phases.reasons["settled"], phases.reasons
+    assert [p for _, p in phases.phases["settled"]] == ["Running", "Succeeded"]
+    assert done["status"]["result"] == "ok"
