@@ -94,3 +94,22 @@ def test_resolve_checks_schema_and_limits() -> None:
     assert fields == {"spec.parameters.n", "spec.resources.cpu", "spec.resources.gpu", "spec.timeoutSeconds", "spec.retries"}
     ok, none = resolve({"type": "t", "parameters": {"n": 1}, "resources": {"cpu": "1"}}, tasktype, "default")
     assert ok is not None and none == [] and ok.queue == "default"
+
+
+def test_a_parameters_schema_is_checked_once_and_every_task_against_it() -> None:
+    """The metaschema check is kept per schema text (it was the costly part); each Task's
+    parameters are still checked, and a broken schema still says so, every time."""
+    from kubetask.resources import validation
+
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    validation._compiled.cache_clear()
+    assert validation.check_parameters({"n": 1}, schema) == []
+    assert [p.field for p in validation.check_parameters({"n": "x"}, dict(schema))] == ["spec.parameters.n"]
+    assert [p.reason for p in validation.check_parameters({}, schema)] == ["InvalidParameters"]
+    assert validation._compiled.cache_info().misses == 1  # the same schema (an equal copy too): checked once
+    schema["properties"]["n"]["type"] = "string"  # a TaskType changed: a new schema text, checked anew
+    assert validation.check_parameters({"n": "x"}, schema) == []
+    broken = {"type": 3}
+    for _ in range(2):
+        assert [p.reason for p in validation.check_parameters({}, broken)] == ["InvalidTaskType"]
+    assert validation._compiled.cache_info().misses == 3

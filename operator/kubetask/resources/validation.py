@@ -5,6 +5,7 @@ turns their findings into 422s, the operator into a Failed Task that gets no Job
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -33,16 +34,34 @@ def serialized_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def check_parameters(parameters: dict[str, Any], schema: dict[str, Any] | None) -> list[Problem]:
-    if not schema:
-        return []
+def _schema_validator(schema: dict[str, Any]) -> Any | Problem:
+    """A validator for a TaskType's parametersSchema, or the Problem with the schema itself."""
+    return _compiled(json.dumps(schema, sort_keys=True, separators=(",", ":")))
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(schema_text: str) -> Any | Problem:
+    """Checking the schema against its metaschema (`check_schema`) is the costly part of
+    validating a Task: it was a fifth of the operator's CPU in a burst of Tasks of one type, paid
+    twice per Task (at validation and again at admission). Schemas are few (one per TaskType
+    version), so the outcome is kept per schema text; the instance check stays per Task."""
+    schema = json.loads(schema_text)
     try:
         validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
         validator_class.check_schema(schema)
     except jsonschema.SchemaError as error:
-        return [Problem("spec.parametersSchema", f"the TaskType's parametersSchema is not a valid JSON Schema: {error.message}", "InvalidTaskType")]
+        return Problem("spec.parametersSchema", f"the TaskType's parametersSchema is not a valid JSON Schema: {error.message}", "InvalidTaskType")
+    return validator_class(schema)
+
+
+def check_parameters(parameters: dict[str, Any], schema: dict[str, Any] | None) -> list[Problem]:
+    if not schema:
+        return []
+    validator = _schema_validator(schema)
+    if isinstance(validator, Problem):
+        return [validator]
     problems = []
-    for issue in sorted(validator_class(schema).iter_errors(parameters), key=lambda e: list(e.absolute_path)):
+    for issue in sorted(validator.iter_errors(parameters), key=lambda e: list(e.absolute_path)):
         path = ".".join(["spec", "parameters", *(str(p) for p in issue.absolute_path)])
         problems.append(Problem(path, issue.message, "InvalidParameters"))
     return problems
@@ -57,12 +76,9 @@ def check_items(parameters: dict[str, Any], items: list[dict[str, Any]], schema:
     is the shared parameters' (reported once, as spec.parameters.<key>); else spec.items[i].<key>."""
     if not schema:
         return []
-    try:
-        validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-        validator_class.check_schema(schema)
-    except jsonschema.SchemaError as error:
-        return [Problem("spec.parametersSchema", f"the TaskType's parametersSchema is not a valid JSON Schema: {error.message}", "InvalidTaskType")]
-    validator = validator_class(schema)
+    validator = _schema_validator(schema)
+    if isinstance(validator, Problem):
+        return [validator]
     problems: list[Problem] = []
     seen: set[str] = set()
     for index, item in enumerate(items):
