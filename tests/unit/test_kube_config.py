@@ -209,3 +209,54 @@ def test_kopf_login_gets_the_same_credentials_in_memory(tmp_path: Path, key_pair
     info = login_info(connection, connection.authorization_now())
     assert (info.server, info.ca_data, info.certificate_data, info.private_key_data, info.scheme, info.token, info.ca_path) == (
         "https://127.0.0.1:6443", cert, cert, key, "Bearer", "t", None)
+
+
+def test_requests_read_the_environment_once_not_per_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No thread hop per request for ~/.netrc and the proxy variables (aiohttp's trust_env): the
+    proxy the environment names for the server is read once, when the client is made, and still
+    used; NO_PROXY still exempts a server. Requests go to a real local HTTP server."""
+    from aiohttp import web
+
+    from kubetask.kube import Kube
+
+    async def scenario() -> tuple[int, int, str | None, str | None]:
+        async def versions(request: web.Request) -> web.Response:
+            return web.json_response({"kind": "APIVersions"})
+
+        app = web.Application()
+        app.router.add_get("/api", versions)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        path = kubeconfig(tmp_path / "config", clusters={"k": {"server": f"http://127.0.0.1:{port}"}}, users={"u": {"token": "t"}},
+                          contexts={"c": ("k", "u")}, current="c")
+        loop = asyncio.get_running_loop()
+        hops = 0
+        original = loop.run_in_executor
+
+        def counting(*args: Any) -> Any:
+            nonlocal hops
+            hops += 1
+            return original(*args)
+
+        monkeypatch.setattr(loop, "run_in_executor", counting)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+        kube = Kube(Connection.load(str(path)))
+        answers = [await kube.get("/api") for _ in range(5)]
+        exempt = kube._api.rest_client.proxy
+        await kube.close()
+        monkeypatch.delenv("NO_PROXY")
+        proxied = Kube(Connection.load(str(path)))
+        proxy = proxied._api.rest_client.proxy  # made, not used: the proxy does not exist
+        await proxied.close()
+        await runner.cleanup()
+        return hops, len(answers), exempt, proxy
+
+    hops, answered, exempt, proxy = asyncio.run(scenario())
+    assert answered == 5
+    assert hops == 0  # aiohttp's trust_env would take 2 per request
+    assert exempt is None  # NO_PROXY names the server
+    assert proxy == "http://proxy.invalid:3128"
