@@ -246,9 +246,8 @@ def _writes(metrics_text: str) -> dict[str, float]:
 
 
 def test_api_writes_per_task_lifecycle_stay_few(kube: KubeSync, ns: str, operator: OperatorProcess) -> None:
-    """Submit → Succeeded on an idle queue: one Job create, at most three status patches (pod
-    pending, only when the pod waits past the 1-s settle window; pod running; succeeded) and two
-    Events (Started, Succeeded). Kopf's bookkeeping adds none."""
+    """Submit → Succeeded on an idle queue: one Job create, at most three status patches (admitted,
+    pod running, succeeded) and two Events (Started, Succeeded). Kopf's bookkeeping adds none."""
     time.sleep(1)
     before = _writes(operator.metrics())
     create_task(kube, ns, "counted", sim(run_for="1s", message='"ok"'))

@@ -33,10 +33,11 @@ class OperatorSettings(BaseSettings):
         10.0, description="Seconds between checks of why Jobs without a ready pod wait (Unschedulable): one LIST of "
         "Pending pods per namespace that has such a Job. The operator does not watch pods.")
     status_settle_seconds: float = Field(
-        1.0, ge=0, description="A new Job's first moments are not written as status: the Task says Running/PodPending "
+        0.0, ge=0, description="A new Job's first moments are not written as status: the Task says Running/PodPending "
         "only once its Job has existed this long with no pod running yet. A pod that starts (or a run that ends) sooner is "
-        "written as that directly, one status write fewer per short Task; like the Job controller's own one-second batching "
-        "of pod updates. 0 writes PodPending at once.")
+        "written as that directly, one status write fewer per short Task. Off (0) by default: until status.jobName is "
+        "written, the handler-progress admission policy (policies/) refuses a handler's progress report, because it checks "
+        "the pod against status.jobName; set it only where handlers do not report progress in their first moments.")
     workers: int = Field(16, description="Reconciles that run at once (each on a different Task or queue).")
     log_format: str = Field("json", description="json (structured, one object per line) or text.")
     log_level: str = Field("INFO", description="Log level.")
