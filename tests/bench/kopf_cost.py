@@ -89,7 +89,8 @@ async def one_round(variant: str, n: int) -> float:
     settings.persistence.diffbase_storage = handlers.UnusedDiffBase()
     registry = registry_for(variant)
     handlers.State.controller = Controller(None, handlers.State.settings)  # type: ignore[arg-type]  # finished Tasks never reach the API
-    handlers.State.views = object()  # type: ignore[assignment]  # set: views_from starts no workers
+    handlers.State.views = None  # views over this round's indexes, made by the first handler call
+    handlers._start_background = lambda kwargs, views: None  # no workers: finished Tasks never reach them
     indexers = indexing.OperatorIndexers()
     indexers.ensure(registry._indexing.get_all_handlers())
     listed = [finished_task(i) for i in range(n)]

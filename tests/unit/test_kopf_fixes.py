@@ -71,3 +71,37 @@ def test_the_patched_kopf_code_is_the_code_the_fix_was_verified_against() -> Non
         "Kopf's Toggle/ToggleSet source is not the code kopf_fixes was verified against, so the operator runs "
         "Kopf unpatched; see this test's docstring")
     assert kopf_fixes.apply()
+
+
+def test_kopf_watch_lines_decode_to_what_the_standard_library_gives() -> None:
+    """After the patch, the name Kopf's `stream` decodes each line with gives the standard
+    library's objects for what the API server sends: unicode, floats, nulls, nesting, an integer
+    past 2**53 exactly, and a number the server itself turned into a float."""
+    import json
+
+    from kopf._cogs.clients import api
+
+    lines = [
+        b'{"type":"ADDED","object":{"kind":"Task","metadata":{"name":"t\\u00e9","resourceVersion":"12"},"spec":{"parameters":{"x":1.5,"n":null,"l":[true,false,{"a":"b"}]}}}}',
+        b'{"type":"MODIFIED","object":{"spec":{"parameters":{"big":1.2345678901234568e+29,"small":9007199254740993}}}}',
+        '{"type":"BOOKMARK","object":{"metadata":{"annotations":{"k8s.io/initial-events-end":"true"}}}}'.encode(),
+    ]
+    assert kopf_fixes.stream_fingerprint() == kopf_fixes.VERIFIED_STREAM_SHA256, "see the test above: re-verify on a Kopf upgrade"
+    assert kopf_fixes.apply_watch_decoding()
+    assert api.json.loads is kopf_fixes._loads  # noqa: SLF001
+    for line in lines:
+        assert api.json.loads(line.decode("utf-8")) == json.loads(line)
+    assert api.json.loads(lines[1].decode())["object"]["spec"]["parameters"]["small"] == 9007199254740993
+    assert api.json.loads(lines[0].decode())["object"]["metadata"]["name"] == "t\u00e9"
+
+
+def test_what_orjson_refuses_reads_as_the_standard_library_reads_it() -> None:
+    import json
+
+    import pytest
+
+    from kubetask.kube import decode_json
+
+    assert decode_json('{"a": NaN}')["a"] != decode_json('{"a": NaN}')["a"]  # NaN, as json.loads reads it
+    with pytest.raises(json.JSONDecodeError):
+        decode_json("{not json")

@@ -38,3 +38,24 @@ async def test_one_task_index_keeps_each_kind_of_entry_under_keys_of_its_own() -
     assert {"finished", ("uid", "u1"), ("name", "finished", "a"), ("after", "finished", "up"), ("phase", "Pending", "t", "")} <= set(running)
     assert {("finished",), ("finished-name", "finished", "a"), ("finished-after", "finished", "up"), ("phase", "Succeeded", "t", "")} <= set(done)
     assert done[("finished",)].name == "a" and running["finished"]["metadata"]["uid"] == "u1"
+
+
+async def test_only_tasks_not_yet_running_are_indexed_for_admission() -> None:
+    """Admission rounds read ("unstarted", namespace): Pending and Queued Tasks, and a rerun whose
+    status still describes the run before; never one Running (or finished) for its current run."""
+    def task(uid: str, rerun: int, status: dict[str, object]) -> dict[str, object]:
+        return {"apiVersion": "kubetask.io/v1alpha1", "kind": "Task", "spec": {"type": "t", "rerun": rerun}, "status": status,
+                "metadata": {"name": uid, "namespace": "ns", "uid": uid, "generation": 1, "creationTimestamp": "2026-12-03T00:00:00Z"}}
+
+    async def unstarted(body: dict[str, object]) -> bool:
+        meta = body["metadata"]
+        assert isinstance(meta, dict)
+        keys = await handlers.tasks(body=body, namespace="ns", uid=meta["uid"])  # type: ignore[arg-type]
+        return ("unstarted", "ns") in keys
+
+    assert await unstarted(task("new", 0, {}))
+    assert await unstarted(task("queued", 0, {"phase": "Queued", "run": 0}))
+    assert not await unstarted(task("running", 0, {"phase": "Running", "run": 0}))
+    assert not await unstarted(task("done", 0, {"phase": "Succeeded", "run": 0}))
+    assert await unstarted(task("rerun", 1, {"phase": "Succeeded", "run": 0}))  # its run 1 waits
+    assert await unstarted(task("rerun-was-running", 1, {"phase": "Running", "run": 0}))

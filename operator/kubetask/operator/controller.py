@@ -29,7 +29,7 @@ from kubetask.operator.config import OperatorSettings
 from kubetask.operator.decide import (TERMINAL, Decision, Need, Refusal, TaskFacts, Upstream, accepted_before, base_status,
                                      dependencies_met,
                                       classify_refusal, current_run, decide, desired_status, invalid_verdict,
-                                      moves_backwards, refused_verdict, settled)
+                                      moves_backwards, refused_verdict, settled, started_or_settled)
 from kubetask.operator.jobs import build_job, items_configmap
 from kubetask.operator.memory import Memory, Reservation
 from kubetask.operator.naming import MANAGED_BY, MANAGED_BY_VALUE
@@ -41,7 +41,6 @@ from kubetask.operator.status import JobSummary, PodSummary, Verdict, epoch, sta
 from kubetask.resources.models import Phase, parse_duration
 
 log = logging.getLogger("kubetask.operator")
-NOT_WAITING = TERMINAL | {Phase.RUNNING.value}
 PARAMETERS_OMITTED = "_parametersOmitted"  # set on index bodies whose (large) parameters or items were left out
 ITEM_COUNT = "_itemCount"  # on index bodies whose items were left out: how many there are (admission's GPU count)
 POD_PAGE = 500  # pods per LIST page when a finished Job's pods are read
@@ -134,6 +133,9 @@ class Views:
     all_groups: Callable[[], Iterable[tuple[str, str]]] = lambda: ()  # every TaskGroup (namespace, name)
     schedule_tasks: Callable[[str, str], Iterable[ScheduledTask]] = lambda ns, name: ()  # (namespace, schedule) → its Tasks
     all_schedules: Callable[[], Iterable[tuple[str, str]]] = lambda: ()  # every TaskSchedule (namespace, name)
+    # namespace → the unfinished Tasks not Running for their current run as last seen (those
+    # admission may start: a superset, filtered again on the freshest status); None: `tasks`.
+    unstarted_tasks: Callable[[str], Iterable[dict[str, Any]]] | None = None
 
 
 class ScheduleReconciler(Protocol):
@@ -286,7 +288,7 @@ class Controller:
             upstreams = tuple(self._upstream(namespace, name, views) for name in spec["after"])
             cycle = dependency_cycle(meta["name"], lambda name: self._after_of(namespace, name, views))
         job_age = None
-        if job is not None:
+        if job is not None and self.settings.status_settle_seconds > 0:  # only the settle window reads it
             created = self.memory.job_created_at(uid, run) or epoch(job.created)
             job_age = time.time() - created if created is not None else None
         facts = TaskFacts(spec=spec, status=status, generation=generation, tasktype=tasktype, job=job, pods=pods,
@@ -607,7 +609,7 @@ class Controller:
 
     def _waiting(self, namespace: str, queue_name: str, views: Views) -> dict[str, tuple[Candidate, dict[str, Any]]]:
         waiting: dict[str, tuple[Candidate, dict[str, Any]]] = {}
-        for task in views.tasks(namespace):
+        for task in (views.unstarted_tasks or views.tasks)(namespace):
             # Cheap filters first, on the freshest status without copying the body: this loop
             # sees every unfinished Task of the namespace on every admission.
             meta, spec = task["metadata"], task["spec"]
@@ -615,7 +617,7 @@ class Controller:
             if spec.get("cancel") or self.memory.is_reserved(uid, run):
                 continue
             status = self.memory.freshest_status(task)
-            if status.get("run", 0) == run and status.get("phase") in NOT_WAITING:
+            if started_or_settled(spec, status):
                 continue
             tasktype = views.tasktype(namespace, spec["type"])
             if tasktype is None or effective_queue(spec, tasktype, self.settings.default_queue) != queue_name:
@@ -680,7 +682,8 @@ class Controller:
                     await self._create_items(items_configmap(latest, effective, run))
                 await self.kube.create(core_path("jobs", namespace, group="batch"), job)
                 metrics.API_WRITES.labels("create", "jobs").inc()
-                self.memory.job_created(uid, run, time.time())
+                if self.settings.status_settle_seconds > 0:  # what the settle window is timed from
+                    self.memory.job_created(uid, run, time.time())
             except ApiError as error:
                 if error.status != 409:
                     refusal = classify_refusal(error.status, error.reason, error.message, error.body.get("details"))

@@ -44,6 +44,7 @@ from kubetask.resources.validation import Problem
 MAX_HISTORY = 32
 TERMINAL = frozenset(p.value for p in Phase if p.terminal)
 # Phases in the order a run moves through them; a run never moves to an earlier one.
+STARTED_OR_SETTLED = TERMINAL | {Phase.RUNNING.value}
 PHASE_ORDER = {Phase.PENDING.value: 0, Phase.QUEUED.value: 1, Phase.RUNNING.value: 2}
 
 
@@ -105,6 +106,11 @@ def current_run(spec: dict[str, Any]) -> int:
 def settled(spec: dict[str, Any], status: dict[str, Any]) -> bool:
     """Terminal for its current run."""
     return status.get("run", 0) == current_run(spec) and status.get("phase") in TERMINAL
+
+
+def started_or_settled(spec: dict[str, Any], status: dict[str, Any]) -> bool:
+    """Running or terminal for its current run: admission has nothing to do for it."""
+    return status.get("run", 0) == current_run(spec) and status.get("phase") in STARTED_OR_SETTLED
 
 
 def accepted_before(status: dict[str, Any], generation: int | None) -> bool:

@@ -26,7 +26,7 @@ from kubetask.operator.config import OperatorSettings
 from kubetask.operator.controller import (ITEM_COUNT, PARAMETERS_OMITTED, Controller, DependentsKey, GroupKey, JobCreatesRefused, Key, QueueKey, QueueSpec, ScheduleKey, TaskKey,
                                           rate_window,
                                           Views, copy_value, plain)
-from kubetask.operator.decide import settled
+from kubetask.operator.decide import settled, started_or_settled
 from kubetask.operator.group import LABEL_CALLBACK_OF, Member
 from kubetask.operator.group_controller import GroupController
 from kubetask.operator.schedule_controller import ScheduleController
@@ -111,6 +111,10 @@ def unfinished_entries(body: kopf.Body, namespace: str | None, uid: str) -> dict
     if not small_items:
         slim[ITEM_COUNT] = len(items)
     keys: dict[Any, dict[str, Any]] = {namespace: slim, ("uid", uid): slim, ("name", namespace, body["metadata"]["name"]): slim}
+    if not started_or_settled(spec, status):
+        # What an admission round looks through: in a burst most unfinished Tasks already run,
+        # and scanning them all per round was 7 % of the operator's CPU (docs/benchmarks.md).
+        keys[("unstarted", namespace)] = slim
     for upstream in spec.get("after") or ():  # who waits on whom: an upstream's events reach its dependents
         keys[("after", namespace, upstream)] = slim
     return keys
@@ -208,12 +212,25 @@ def _one(index: kopf.Index[Any, Any], key: Any) -> Any:
 
 
 def views_from(kwargs: dict[str, Any]) -> Views:
+    """The views over Kopf's indexes, made on the first handler call and reused: Kopf hands every
+    handler the same Index objects for the life of the operator (one Kopf run per process: a
+    leader that loses its Lease exits), and building two dozen closures per event was 3 % of the
+    operator's CPU in a burst (docs/benchmarks.md). The first call also starts the workers."""
+    if State.views is None:
+        State.views = build_views(kwargs)
+        State.queue_index, State.task_index = kwargs["taskqueues"], kwargs["tasks"]
+        _start_background(kwargs, State.views)
+    return State.views
+
+
+def build_views(kwargs: dict[str, Any]) -> Views:
     tasks_idx, jobs_idx = kwargs["tasks"], kwargs["kubetask_jobs"]
     types_idx, queues_idx = kwargs["tasktypes"], kwargs["taskqueues"]
     schedules_idx, schedule_tasks_idx = kwargs["taskschedules"], kwargs["schedule_tasks"]
     groups_idx = kwargs["taskgroups"]
-    views = Views(
+    return Views(
         tasks=lambda ns: _values(tasks_idx, ns),
+        unstarted_tasks=lambda ns: _values(tasks_idx, ("unstarted", ns)),
         task_by_uid=lambda uid: _one(tasks_idx, ("uid", uid)),
         all_task_uids=lambda: [key[1] for key in list(tasks_idx) if isinstance(key, tuple) and key[0] == "uid"],
         jobs_of_task=lambda uid: _values(jobs_idx, ("task", uid)),
@@ -237,18 +254,17 @@ def views_from(kwargs: dict[str, Any]) -> Views:
         schedule_tasks=lambda ns, name: _values(schedule_tasks_idx, (ns, name)),
         all_schedules=lambda: list(schedules_idx),
     )
-    if State.views is None:
-        State.views = views
-        State.queue_index, State.task_index = queues_idx, tasks_idx
-        # Started from inside a handler on purpose: asyncio tasks copy the current context, and
-        # kopf.event() needs the event-posting queue that Kopf puts only into handlers' context.
-        State.background += [asyncio.create_task(coroutine) for coroutine in (_run_workers(views), _resync(views), _check_pending_pods(views),
-                                                                                  _sweep_retention(views))]
-        # Webhooks get their own API connection (its own in-flight limit) and HTTP client.
-        State.deliverer = webhook_delivery.Deliverer(Kube(controller().kube.connection, max_in_flight=4), State.settings, views,
-                                                     _webhook_views(kwargs, views))
-        State.background.append(asyncio.create_task(State.deliverer.run()))
-    return views
+
+
+def _start_background(kwargs: dict[str, Any], views: Views) -> None:
+    # Started from inside a handler on purpose: asyncio tasks copy the current context, and
+    # kopf.event() needs the event-posting queue that Kopf puts only into handlers' context.
+    State.background += [asyncio.create_task(coroutine) for coroutine in (_run_workers(views), _resync(views), _check_pending_pods(views),
+                                                                          _sweep_retention(views))]
+    # Webhooks get their own API connection (its own in-flight limit) and HTTP client.
+    State.deliverer = webhook_delivery.Deliverer(Kube(controller().kube.connection, max_in_flight=4), State.settings, views,
+                                                 _webhook_views(kwargs, views))
+    State.background.append(asyncio.create_task(State.deliverer.run()))
 
 
 def _webhook_views(kwargs: dict[str, Any], views: Views) -> webhook_delivery.WebhookViews:
