@@ -611,7 +611,7 @@ class Controller:
         waiting: dict[str, tuple[Candidate, dict[str, Any]]] = {}
         for task in (views.unstarted_tasks or views.tasks)(namespace):
             # Cheap filters first, on the freshest status without copying the body: this loop
-            # sees every unfinished Task of the namespace on every admission.
+            # sees every Task of the namespace not yet running, on every admission.
             meta, spec = task["metadata"], task["spec"]
             uid, run = meta["uid"], current_run(spec)
             if spec.get("cancel") or self.memory.is_reserved(uid, run):

@@ -43,8 +43,8 @@ from kubetask.resources.validation import Problem
 
 MAX_HISTORY = 32
 TERMINAL = frozenset(p.value for p in Phase if p.terminal)
-# Phases in the order a run moves through them; a run never moves to an earlier one.
 STARTED_OR_SETTLED = TERMINAL | {Phase.RUNNING.value}
+# Phases in the order a run moves through them; a run never moves to an earlier one.
 PHASE_ORDER = {Phase.PENDING.value: 0, Phase.QUEUED.value: 1, Phase.RUNNING.value: 2}
 
 
