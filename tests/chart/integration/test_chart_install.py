@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -330,10 +331,41 @@ def test_first_install_without_crds_then_upgrade_adopts_the_queue(helm: Helm, fr
     # Install again over the kept CRDs (the same release name owns them), then uninstall without keep.
     install("install", **{"crds.keep": False})
     assert "TaskQueue" in release_kinds(helm, fresh_cluster), "the CRDs exist: an ordinary object from the start"
-    helm("uninstall", "kubetask", "-n", "kubetask", "--wait", "--timeout", "90s", kubeconfig=fresh_cluster)
-    crds = kubectl("get", "crd", "-o", "name").stdout
-    assert "kubetask.io" not in crds, "crds.keep=false: the CRDs (and every Task, TaskType and TaskQueue) are gone"
-    assert "servicemonitors.monitoring.coreos.com" in crds
+    names = [line.removeprefix("customresourcedefinition.apiextensions.k8s.io/")
+             for line in kubectl("get", "crd", "-o", "name").stdout.split() if line.endswith(".kubetask.io")]
+    assert "tasks.kubetask.io" in names
+    # Without --wait, then a wait of our own. Helm deletes the CRDs at once; each is gone when the
+    # API server's cleanup finalizer has deleted all its objects. That finalizer can stall for up
+    # to its informer's 5-minute resync (crd_finalizer.go, k8s.io/apiextensions-apiserver 0.34 and
+    # 0.37 alike): a first pass meets "storage is (re)initializing" on a storage nothing had read
+    # yet, records InstanceDeletionFailed and is retried at once; the retry reads its own stale
+    # cache, gets a conflict and drops the key, and its update handler ignores a change of the
+    # Terminating condition alone. Seen here under load: helm's 90 s passed in two full-suite
+    # runs; one CRD stuck over 3 minutes went within 0.5 s of an annotation, which any metadata
+    # change does (operator-framework/operator-controller#1437 reports the same symptom). So the
+    # chart's decision (Helm deletes them) is asserted at once, and a stalled cleanup is re-queued
+    # the same way docs/helm.md tells users to.
+    helm("uninstall", "kubetask", "-n", "kubetask", "--timeout", "90s", kubeconfig=fresh_cluster)
+
+    def kubetask_crds_left() -> dict[str, str]:
+        """Each kubetask CRD still present: its deletion mark and its Terminating condition."""
+        listed = yaml.safe_load(kubectl("get", "crd", "-o", "yaml").stdout)["items"]
+        return {crd["metadata"]["name"]: " ".join([f"deletionTimestamp={crd['metadata'].get('deletionTimestamp')}",
+                                                   *(f"{c['reason']}: {c.get('message', '')}" for c in crd.get("status", {}).get("conditions", [])
+                                                     if c["type"] == "Terminating")])
+                for crd in listed if crd["metadata"]["name"] in names}
+
+    left = kubetask_crds_left()
+    assert all("deletionTimestamp=None" not in state for state in left.values()), f"uninstall deletes every kubetask CRD: {left}"
+    deadline = time.monotonic() + 300
+    while left and time.monotonic() < deadline:
+        for name, state in left.items():
+            if "InstanceDeletionFailed" in state:
+                kubectl("annotate", "crd", name, f"kubetask.io/cleanup-nudge={time.time_ns()}", "--overwrite", check=False)
+        time.sleep(5)
+        left = kubetask_crds_left()
+    assert not left, f"crds.keep=false: the CRDs (and every Task, TaskType and TaskQueue) are gone; still there after 300 s: {left}"
+    assert "servicemonitors.monitoring.coreos.com" in kubectl("get", "crd", "-o", "name").stdout
 
 
 def test_schemas_from_the_running_api_server_agree(helm: Helm, chart_bin: Path, kubeconfig: Path, tmp_path: Path) -> None:
