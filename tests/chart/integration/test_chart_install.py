@@ -347,24 +347,31 @@ def test_first_install_without_crds_then_upgrade_adopts_the_queue(helm: Helm, fr
     # the same way docs/helm.md tells users to.
     helm("uninstall", "kubetask", "-n", "kubetask", "--timeout", "90s", kubeconfig=fresh_cluster)
 
-    def kubetask_crds_left() -> dict[str, str]:
-        """Each kubetask CRD still present: its deletion mark and its Terminating condition."""
+    def kubetask_crds_left() -> dict[str, dict[str, Any]]:
+        """Each kubetask CRD still present, by name."""
         listed = yaml.safe_load(kubectl("get", "crd", "-o", "yaml").stdout)["items"]
-        return {crd["metadata"]["name"]: " ".join([f"deletionTimestamp={crd['metadata'].get('deletionTimestamp')}",
-                                                   *(f"{c['reason']}: {c.get('message', '')}" for c in crd.get("status", {}).get("conditions", [])
-                                                     if c["type"] == "Terminating")])
-                for crd in listed if crd["metadata"]["name"] in names}
+        return {crd["metadata"]["name"]: crd for crd in listed if crd["metadata"]["name"] in names}
+
+    def terminating(crd: dict[str, Any]) -> dict[str, Any]:
+        """The CRD's Terminating condition: where the API server's cleanup stands ({} before it starts)."""
+        return next((c for c in crd.get("status", {}).get("conditions", []) if c["type"] == "Terminating"), {})
+
+    def states(crds: dict[str, dict[str, Any]]) -> dict[str, str]:
+        return {name: f"deletionTimestamp={crd['metadata'].get('deletionTimestamp')} "
+                      f"{terminating(crd).get('reason')}: {terminating(crd).get('message', '')}" for name, crd in crds.items()}
 
     left = kubetask_crds_left()
-    assert all("deletionTimestamp=None" not in state for state in left.values()), f"uninstall deletes every kubetask CRD: {left}"
+    assert all(crd["metadata"].get("deletionTimestamp") for crd in left.values()), f"uninstall deletes every kubetask CRD: {states(left)}"
+    # A loop of its own, not harness.wait_for: it re-queues stalled cleanups as it waits, and a
+    # failure shows each CRD's state.
     deadline = time.monotonic() + 300
     while left and time.monotonic() < deadline:
-        for name, state in left.items():
-            if "InstanceDeletionFailed" in state:
+        for name, crd in left.items():
+            if terminating(crd).get("reason") == "InstanceDeletionFailed":
                 kubectl("annotate", "crd", name, f"kubetask.io/cleanup-nudge={time.time_ns()}", "--overwrite", check=False)
         time.sleep(5)
         left = kubetask_crds_left()
-    assert not left, f"crds.keep=false: the CRDs (and every Task, TaskType and TaskQueue) are gone; still there after 300 s: {left}"
+    assert not left, f"crds.keep=false: the CRDs (and every Task, TaskType and TaskQueue) are gone; still there after 300 s: {states(left)}"
     assert "servicemonitors.monitoring.coreos.com" in kubectl("get", "crd", "-o", "name").stdout
 
 
