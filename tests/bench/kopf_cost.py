@@ -1,22 +1,18 @@
-"""Kopf's own cost per listed Task, in one process, with no cluster.
+"""Kopf's own cost per listed Task against the operator's informer, in one process, no cluster.
 
-A restart with 10,000 Tasks is CPU-bound in Kopf's per-object machinery (docs/benchmarks.md).
-This drives that machinery exactly as the operator runs it: Kopf's real watcher (its
-per-object streams and workers, the start-up index barrier with kubetask's ToggleSet fix),
-its processing of each event (memories, loggers, indexing, cause detection, handler
-invocation), with the operator's own registry, handlers and settings. Only the watch stream
-itself is replaced, by a generator of N finished Tasks as a listing yields them, so the
-figure is Kopf's and kubetask's work, not the API server's or the JSON decoding's.
+A restart with 10,000 Tasks was CPU-bound in Kopf's per-object machinery (docs/benchmarks.md,
+docs/operator.md "A restart with many Tasks"), which is why Tasks and Jobs now come through
+kubetask's own informer (operator/kubetask/operator/informer.py). This measures both paths on
+the same N finished Tasks, as a listing yields them, so the figure is Kopf's or kubetask's work,
+not the API server's or the JSON decoding's:
 
-Two variants, in the same process and run, so each is read against the other:
-
-- `operator`: the operator's registry as it is (every Task index and the Task event handler);
-- `floor`: Kopf with the Task indexes removed and an empty Task event handler: what Kopf costs
-  per object for one handler, whatever the handler does;
-- `direct`: no Kopf at all: the operator's `tasks` index function called on each listed Task and
-  its entries stored as Kopf stores them (key → uid → value). What the same indexing costs off
-  Kopf's per-object path: the lower bound of an informer of kubetask's own (it leaves out the
-  event handler's work for a finished Task, which returns early).
+- `floor`: Kopf's real watcher (its per-object streams and workers, the start-up index barrier
+  with kubetask's ToggleSet fix) and its processing of each event (memories, loggers, cause
+  detection, handler invocation) for one empty Task event handler and no index: what Kopf costs
+  per object whatever the handler does, the least Tasks cost on Kopf's path;
+- `operator`: what the operator does with a listed Task now: its informer's Store, fed the
+  listing in pages of 500, runs the `tasks` index function (task_entries) and the Task event
+  function (task_changed) on each.
 
     python tests/bench/kopf_cost.py [--tasks 10000] [--rounds 3]
 
@@ -28,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import functools
 import logging
 import statistics
@@ -46,10 +41,12 @@ from kopf._core.engines import indexing
 from kopf._core.reactor import inventory, processing, queueing
 
 from kubetask.operator import handlers, kopf_fixes, metrics
+from kubetask.operator.config import OperatorSettings
 from kubetask.operator.controller import Controller
 
 TASKS = references.Resource(group="kubetask.io", version="v1alpha1", plural="tasks", kind="Task", singular="task",
                             namespaced=True, verbs=["list", "watch", "patch"])
+TASKS_SELECTOR = ("kubetask.io", "v1alpha1", "tasks")
 
 
 def finished_task(i: int) -> dict[str, Any]:
@@ -71,30 +68,23 @@ def finished_task(i: int) -> dict[str, Any]:
     }
 
 
-def registry_for(variant: str) -> kopf.OperatorRegistry:
+def floor_registry() -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    for handler in handlers.registry._indexing.get_all_handlers():
-        if variant == "operator" or handler.id not in ("tasks", "schedule_tasks"):
-            registry._indexing.append(handler)
-    for watcher in handlers.registry._watching.get_all_handlers():
-        if variant == "floor" and watcher.id == "task_event":
-            async def counted(**_: Any) -> None:
-                metrics.EVENTS.labels("task").inc()
-            watcher = dataclasses.replace(watcher, fn=counted)
-        registry._watching.append(watcher)
+
+    @kopf.on.event(*TASKS_SELECTOR, registry=registry)
+    async def counted(**_: Any) -> None:
+        metrics.EVENTS.labels("task").inc()
+
     return registry
 
 
-async def one_round(variant: str, n: int) -> float:
-    """CPU seconds per listed Task for Kopf to index and handle n finished Tasks."""
+async def floor_round(n: int) -> float:
+    """CPU seconds per listed Task for Kopf to handle n finished Tasks with one empty handler."""
     settings = kopf.OperatorSettings()
     settings.posting.level = logging.INFO  # as handlers.configure sets them
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubetask.io")
     settings.persistence.diffbase_storage = handlers.UnusedDiffBase()
-    registry = registry_for(variant)
-    handlers.State.controller = Controller(None, handlers.State.settings)  # type: ignore[arg-type]  # finished Tasks never reach the API
-    handlers.State.views = None  # views over this round's indexes, made by the first handler call
-    handlers._start_background = lambda kwargs, views: None  # no workers: finished Tasks never reach them
+    registry = floor_registry()
     indexers = indexing.OperatorIndexers()
     indexers.ensure(registry._indexing.get_all_handlers())
     listed = [finished_task(i) for i in range(n)]
@@ -124,16 +114,24 @@ async def one_round(variant: str, n: int) -> float:
     return spent / n
 
 
-async def direct_round(n: int) -> float:
-    """CPU seconds per listed Task for the `tasks` index function alone, stored as Kopf stores it."""
+async def operator_round(n: int) -> float:
+    """CPU seconds per listed Task for the operator's informer Store: index and event function."""
+    handlers.State.settings = OperatorSettings()
+    handlers.State.controller = Controller(None, handlers.State.settings)  # type: ignore[arg-type]  # finished Tasks never reach the API
+    handlers.make_stores([])
+    kopf_indexes: dict[str, Any] = {name: {} for name in ("tasktypes", "taskqueues", "taskschedules", "taskgroups")}
+    handlers.State.views = handlers.build_views(kopf_indexes, handlers.State.task_index, handlers.State.job_index)
+    handlers.State.deliverer = None
+    store = handlers.State.task_stores[0]
     listed = [finished_task(i) for i in range(n)]
-    index: dict[Any, dict[str, Any]] = {}
     cpu = time.process_time()
-    for body in listed:
-        uid, namespace = body["metadata"]["uid"], body["metadata"]["namespace"]
-        for key, value in (await handlers.tasks(body=body, namespace=namespace, uid=uid)).items():  # type: ignore[arg-type]
-            index.setdefault(key, {})[uid] = value
-    return (time.process_time() - cpu) / n
+    store.list_started()
+    for start in range(0, n, 500):
+        store.list_page(listed[start:start + 500])
+    await store.list_done()
+    spent = time.process_time() - cpu
+    assert len(store) == n and len(handlers.State.task_index[("finished",)]) == n
+    return spent / n
 
 
 def main() -> None:
@@ -143,10 +141,10 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("kopf").setLevel(logging.WARNING)
     kopf_fixes.apply()
-    results: dict[str, list[float]] = {"operator": [], "floor": [], "direct": []}
-    for _ in range(args.rounds):  # alternating: the machine's noise falls on all alike
-        for variant in results:
-            results[variant].append(asyncio.run(direct_round(args.tasks) if variant == "direct" else one_round(variant, args.tasks)))
+    results: dict[str, list[float]] = {"operator": [], "floor": []}
+    for _ in range(args.rounds):  # alternating: the machine's noise falls on both alike
+        results["floor"].append(asyncio.run(floor_round(args.tasks)))
+        results["operator"].append(asyncio.run(operator_round(args.tasks)))
     for variant, per_task in results.items():
         print(f"{variant:9} {statistics.median(per_task) * 1e3:.3f} ms of CPU per listed Task "
               f"(median of {args.rounds}: {', '.join(f'{x * 1e3:.3f}' for x in per_task)}; {args.tasks} Tasks)")

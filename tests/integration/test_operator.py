@@ -291,3 +291,29 @@ def test_a_pod_that_starts_within_the_settle_window_never_shows_pod_pending(kube
     assert "PodPending" not in phases.reasons["settled"], phases.reasons
     assert [p for _, p in phases.phases["settled"]] == ["Running", "Succeeded"]
     assert done["status"]["result"] == "ok"
+
+
+def test_an_operator_that_finds_only_tasks_says_why_they_wait_and_runs_them_once_their_type_exists(
+        kube: KubeSync, namespace: str, kubeconfig: Path, quiet: None, tmp_path: Path) -> None:
+    """Start-up waits for Kopf's indexes (TaskTypes, TaskQueues, ...) before the first decision;
+    with none of those objects to index Kopf calls no handler at all, and the operator must still
+    start (handlers._kopf_indexed). Its Events come from its own poster (events.py)."""
+    create_task(kube, namespace, "early", sim(run_for="1s", message='"done"'))
+    own = OperatorProcess(kubeconfig, tmp_path, extra_env={"KUBETASK_LEADER_ELECTION": "false", "KUBETASK_NAMESPACES": json.dumps([namespace])})
+    own.start()
+    try:
+        waiting = wait_phase(kube, namespace, "early", "Pending", reason="UnknownTaskType", timeout=30)
+        assert "sim" in condition(waiting, "Ready")["message"]
+        assert not jobs_of(kube, namespace, "early")
+        apply_tasktype(kube, namespace, "sim")
+        apply_queue(kube, namespace, "default", maxRunning=2)
+        done = wait_phase(kube, namespace, "early", "Succeeded", timeout=60)
+        events = wait_for(lambda: [e for e in events_of(kube, namespace, "early") if e["reason"] == "Succeeded"] and events_of(kube, namespace, "early"),
+                          what="the Succeeded Event")
+    finally:
+        own.stop()
+    assert done["status"]["result"] == "done" and len(jobs_of(kube, namespace, "early")) == 1
+    by_reason = {e["reason"]: e for e in events}
+    assert {"Started", "Succeeded"} <= set(by_reason)
+    assert by_reason["Started"]["involvedObject"]["uid"] == done["metadata"]["uid"]
+    assert by_reason["Succeeded"]["source"]["component"] == "kubetask-operator"

@@ -13,26 +13,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
 
 from kubetask.api.metrics import GatewayMetrics
-from kubetask.kube import ApiError, TransportError, tasks_path
+from kubetask.kube import tasks_path
+from kubetask.listwatch import Lister, ListWatch
 
 log = logging.getLogger("kubetask.gateway.cache")
 Obj = dict[str, Any]
 Event = tuple[str, Obj]  # ("ADDED" | "MODIFIED" | "DELETED", object)
 
 
-class Watcher(Protocol):
-    """What the cache needs of `kubetask.kube.Kube`."""
-
-    async def get(self, path: str, **params: Any) -> dict[str, Any]: ...
-
-    def watch(self, path: str, resource_version: str | None = None, timeout_seconds: int = 300,
-              **params: Any) -> Any: ...
+Watcher = Lister  # what the cache needs of `kubetask.kube.Kube` (kubetask.listwatch)
 
 
 class StreamOverflow(Exception):
@@ -207,99 +201,46 @@ def _ending(task: asyncio.Task[None]) -> str:
     return f"{type(error).__name__}: {error}" if error is not None else "returned"
 
 
-class Gone(Exception):
-    """The watch's resourceVersion is too old (410): list again."""
-
-
 class Informer:
+    """One scope (a namespace, or the cluster) of a ResourceCache, kept by a ListWatch."""
+
     def __init__(self, cache: ResourceCache, namespace: str | None) -> None:
         self.cache = cache
         self.namespace = namespace
         self.scope = f"namespace {namespace}" if namespace else "all namespaces"
-        self.path = tasks_path(namespace, plural=cache.plural)
-        self.resource_version: str | None = None
-        self.synced = False
-        self.healthy = False
-        self.last_error = ""
+        self._listed: list[Obj] = []
+        self.loop = ListWatch(cache.kube, tasks_path(namespace, plural=cache.plural), self, name=f"{cache.plural} cache ({self.scope})",
+                              watch_timeout_seconds=cache.watch_timeout_seconds, on_restart=self._restart)
+
+    @property
+    def synced(self) -> bool:
+        return self.loop.synced
+
+    @property
+    def healthy(self) -> bool:
+        return self.loop.healthy
+
+    @property
+    def last_error(self) -> str:
+        return self.loop.last_error
 
     def _restart(self, reason: str) -> None:
         if self.cache.metrics is not None:
             self.cache.metrics.watch_restarts.labels(self.cache.plural, reason).inc()
 
     async def run(self) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                await self.list()
-                self.synced = self.healthy = True
-                self.last_error = ""
-                backoff = 0.5
-                await self.watch()
-            except Gone:
-                self._restart("gone")
-                continue
-            except asyncio.CancelledError:
-                raise
-            except ApiError as error:
-                self._failed(f"{error.status} {error.reason}: {error.message}", f"http_{error.status}")
-            except (TransportError, OSError, ValueError, KeyError) as error:
-                self._failed(f"{type(error).__name__}: {error}", "error")
-            except Exception as error:  # a bug here must not leave a frozen cache that reports ready
-                log.exception("%s cache (%s): unexpected error in list/watch", self.cache.plural, self.scope)
-                self._failed(f"unexpected {type(error).__name__}: {error}", "unexpected")
-            await asyncio.sleep(backoff * (1 + random.random() / 2))
-            backoff = min(backoff * 2, 30.0)
+        await self.loop.run()
 
-    def _failed(self, message: str, reason: str) -> None:
-        self.healthy = False
-        self.last_error = message
-        self._restart(reason)
-        log.warning("%s cache (%s): list/watch failed, will retry: %s", self.cache.plural, self.scope, message)
+    # -- the ListWatch's sink ----------------------------------------------------------------
+    def list_started(self) -> None:
+        self._listed = []
 
-    async def list(self) -> None:
-        objects: list[Obj] = []
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"limit": 500}
-            if token:
-                params["continue"] = token
-            try:
-                page = await self.cache.kube.get(self.path, **params)
-            except ApiError as error:
-                if error.status == 410 and token:  # the continue token expired: start over
-                    objects, token = [], None
-                    continue
-                raise
-            objects.extend(page.get("items") or [])
-            metadata = page.get("metadata") or {}
-            token = metadata.get("continue") or None
-            if not token:
-                self.resource_version = metadata.get("resourceVersion")
-                break
-        self.cache.replace(self.namespace, objects)
+    def list_page(self, items: list[Obj]) -> None:
+        self._listed.extend(items)
 
-    async def watch(self) -> None:
-        """Watch from the last resourceVersion, resuming after normal ends; raises Gone on 410."""
-        while True:
-            try:
-                async for event in self.cache.kube.watch(self.path, resource_version=self.resource_version,
-                                                         timeout_seconds=self.cache.watch_timeout_seconds):
-                    self.handle(event)
-            except ApiError as error:
-                if error.status == 410:
-                    raise Gone() from error
-                raise
-            self.healthy = True
+    async def list_done(self) -> None:
+        listed, self._listed = self._listed, []
+        self.cache.replace(self.namespace, listed)
 
-    def handle(self, event: dict[str, Any]) -> None:
-        kind, obj = event.get("type"), event.get("object") or {}
-        if kind == "ERROR":
-            code = obj.get("code")
-            if code == 410:
-                raise Gone()
-            raise ApiError(int(code or 500), str(obj.get("reason", "Error")), str(obj.get("message", "watch error")), obj)
-        version = (obj.get("metadata") or {}).get("resourceVersion")
-        if version:
-            self.resource_version = version
-        if kind in ("ADDED", "MODIFIED", "DELETED"):
-            self.cache.apply(kind, obj)
+    def changed(self, kind: str, obj: Obj) -> None:
+        self.cache.apply(kind, obj)

@@ -62,7 +62,7 @@ class OperatorSettings(BaseSettings):
         "A negative value keeps such Tasks forever.")
     retention_check_seconds: float = Field(
         30.0, gt=0, description="Seconds between retention sweeps at most (sooner when the next Task comes due sooner). "
-        "A sweep reads Kopf's index, not the API server.")
+        "A sweep reads the Task index, not the API server.")
     retention_deletes_per_second: float = Field(
         10.0, gt=0, description="Pace of retention's writes (Task deletes, and the Retained status notes of GitOps-managed "
         "Tasks): a backlog of expired Tasks, e.g. right after an upgrade, is deleted in batches at this rate instead of "

@@ -2,7 +2,7 @@
 
 Work arrives as keys (TaskKey, QueueKey) from the work queue (workqueue.py); a worker runs one
 key at a time, so each queue's admission is serialized by the queue itself. Everything here is
-level-triggered: it reads the Task and what Kopf's indexes say about its Job, pods, TaskType and
+level-triggered: it reads the Task and what the indexes say about its Job, pods, TaskType and
 queue, asks `decide` what to do, and writes only the difference. Any key may run any number of
 times; a failure raises, and the work queue retries that key with backoff. What this process
 remembers between runs is in memory.py.
@@ -18,9 +18,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-import kopf
 
 from kubetask.kube import JSON_PATCH, ApiError, Kube, TransportError, core_path, tasks_path
 from kubetask.operator import metrics
@@ -31,6 +30,7 @@ from kubetask.operator.decide import (TERMINAL, Decision, Need, Refusal, TaskFac
                                       classify_refusal, current_run, decide, desired_status, invalid_verdict,
                                       moves_backwards, refused_verdict, settled, started_or_settled)
 from kubetask.operator.jobs import build_job, items_configmap
+from kubetask.operator.events import Recorder
 from kubetask.operator.memory import Memory, Reservation
 from kubetask.operator.naming import MANAGED_BY, MANAGED_BY_VALUE
 from kubetask.operator.group import Member
@@ -108,7 +108,7 @@ def rate_window(spec: dict[str, Any] | None) -> RateWindow | None:
 
 @dataclass
 class Views:
-    """Read access to Kopf's indexes (populated before any handler runs)."""
+    """Read access to the indexes (each filled from its listing before any worker runs)."""
 
     tasks: Callable[[str], Iterable[dict[str, Any]]]  # namespace → unfinished Task bodies (no large parameters)
     task_by_uid: Callable[[str], dict[str, Any] | None]  # uid → the same body
@@ -192,8 +192,9 @@ class KeyedLocks:
 
 class Controller:
     def __init__(self, kube: Kube, settings: OperatorSettings, enqueue: Callable[[Key], None] = lambda key: None,
-                 enqueue_after: Callable[[Key, float], None] = lambda key, delay: None) -> None:
+                 enqueue_after: Callable[[Key, float], None] = lambda key, delay: None, events: Recorder | None = None) -> None:
         self.kube = kube
+        self.events = events if events is not None else Recorder(None)
         self.settings = settings
         self.enqueue = enqueue
         self.enqueue_after = enqueue_after
@@ -442,8 +443,7 @@ class Controller:
     def _after_transition(self, task: dict[str, Any], current: dict[str, Any], desired: dict[str, Any], verdict: Verdict) -> None:
         if verdict.reason == "JobCreateRefused" and _ready_reason(current) != "JobCreateRefused":
             # One Warning per refusal spell, not one per retry.
-            kopf.event(cast(kopf.Body, task), type="Warning", reason="JobCreateRefused", message=verdict.message[:1024])
-            metrics.API_WRITES.labels("create", "events").inc()
+            self.events.post(task, type="Warning", reason="JobCreateRefused", message=verdict.message)
         old_phase, new_phase = current.get("phase"), desired["phase"]
         if old_phase == new_phase and current.get("run", 0) == desired["run"]:
             return
@@ -457,9 +457,7 @@ class Controller:
             metrics.QUEUED_SECONDS.labels(*labels).observe(max(0.0, (started - created).total_seconds()))
         if new_phase in TERMINAL:
             event_type = "Normal" if new_phase == Phase.SUCCEEDED.value else "Warning"
-            # kopf.event reads only apiVersion/kind/metadata, which a plain dict has too.
-            kopf.event(cast(kopf.Body, task), type=event_type, reason=new_phase, message=verdict.message[:1024] or new_phase)
-            metrics.API_WRITES.labels("create", "events").inc()
+            self.events.post(task, type=event_type, reason=new_phase, message=verdict.message or new_phase)
             if desired.get("startTime") and desired.get("completionTime"):
                 started = datetime.fromisoformat(desired["startTime"].replace("Z", "+00:00"))
                 finished = datetime.fromisoformat(desired["completionTime"].replace("Z", "+00:00"))
@@ -694,9 +692,7 @@ class Controller:
                 return await self._refused(latest, base, queue_name, classify_refusal(None, "", f"{type(error).__name__}: {error}"))
         self.memory.remember_start_estimate(uid, None)
         log.info("task %s/%s: admitted from queue %s, Job %s", namespace, name, queue_name, job["metadata"]["name"])
-        # kopf.event reads only apiVersion/kind/metadata, which a plain dict has too.
-        kopf.event(cast(kopf.Body, latest), type="Normal", reason="Started", message=f"admitted from queue {queue_name}; Job {job['metadata']['name']}")
-        metrics.API_WRITES.labels("create", "events").inc()
+        self.events.post(latest, type="Normal", reason="Started", message=f"admitted from queue {queue_name}; Job {job['metadata']['name']}")
         return Start.STARTED
 
     async def _create_items(self, configmap: dict[str, Any]) -> None:

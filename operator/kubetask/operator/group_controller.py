@@ -7,13 +7,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-import kopf
 
 from kubetask.kube import ApiError, Kube, tasks_path
 from kubetask.operator import metrics
 from kubetask.operator.controller import GroupKey, Views, now
+from kubetask.operator.events import Recorder
 from kubetask.operator.group import callback_task, plan
 from kubetask.operator.objects import get_or_none, reconcile_fresh_on_conflict, write_status
 from kubetask.operator.status import status_changed
@@ -23,8 +23,9 @@ log = logging.getLogger("kubetask.operator.group")
 
 
 class GroupController:
-    def __init__(self, kube: Kube, clock: Callable[[], datetime] = now) -> None:
+    def __init__(self, kube: Kube, clock: Callable[[], datetime] = now, events: Recorder | None = None) -> None:
         self.kube = kube
+        self.events = events if events is not None else Recorder(None)
         self.clock = clock
 
     async def reconcile(self, key: GroupKey, views: Views) -> None:
@@ -53,5 +54,5 @@ class GroupController:
             raise
         metrics.API_WRITES.labels("create", "tasks").inc()
         log.info("group %s/%s: complete; created the callback Task %s", meta["namespace"], meta["name"], task["metadata"]["name"])
-        kopf.event(cast(kopf.Body, group), type="Normal", reason="CallbackCreated",
-                   message=f"every member finished; created the callback Task {task['metadata']['name']}")
+        self.events.post(group, type="Normal", reason="CallbackCreated",
+                         message=f"every member finished; created the callback Task {task['metadata']['name']}")

@@ -1,12 +1,14 @@
-"""Kopf wiring: indexes and event handlers. Thin: each handler hands over to the Controller.
+"""The wiring: indexes and event functions. Thin: each hands over to the Controller.
 
-Why only `@kopf.index` and `@kopf.on.event`: they keep no per-object bookkeeping. Kopf's
-change-detecting handlers (on.create/update/resume) store a diff-base annotation and progress
-in every object, and deletion handlers add a finalizer; each of those costs API writes per Task.
-Level-triggered reconciliation needs none of it.
+Tasks and Jobs come through kubetask's own informer (informer.py says why: Kopf's per-object
+cost); the low-volume kinds through Kopf's `@kopf.index` and `@kopf.on.event`, which keep no
+per-object bookkeeping. Kopf's change-detecting handlers (on.create/update/resume) store a
+diff-base annotation and progress in every object, and deletion handlers add a finalizer; each
+of those costs API writes per Task. Level-triggered reconciliation needs none of it.
 
-Kopf fills every index from the initial listing before it calls any handler, so after a restart
-the first admission decision already sees every Job and every waiting Task.
+Start-up order (`_start`): every Job is listed and indexed, then every Task; the workers start
+once both are and Kopf has indexed its kinds, so after a restart the first admission decision
+already sees every Job and every waiting Task, as Kopf's own index barrier guaranteed before.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Protocol
 
 import kopf
 
 
-from kubetask.kube import ApiError, Connection, Kube, TransportError
-from kubetask.operator import metrics, naming, retention, webhook_delivery
+from kubetask.kube import ApiError, Connection, Kube, TransportError, core_path, tasks_path
+from kubetask.listwatch import ListWatch
+from kubetask.operator import events, leader, metrics, naming, retention, webhook_delivery
 from kubetask.operator.config import OperatorSettings
 from kubetask.operator.controller import (ITEM_COUNT, PARAMETERS_OMITTED, Controller, DependentsKey, GroupKey, JobCreatesRefused, Key, QueueKey, QueueSpec, ScheduleKey, TaskKey,
                                           rate_window,
@@ -29,6 +34,7 @@ from kubetask.operator.controller import (ITEM_COUNT, PARAMETERS_OMITTED, Contro
 from kubetask.operator.decide import settled, started_or_settled
 from kubetask.operator.group import LABEL_CALLBACK_OF, Member
 from kubetask.operator.group_controller import GroupController
+from kubetask.operator.informer import KeyedIndex, Obj, Store
 from kubetask.operator.schedule_controller import ScheduleController
 from kubetask.operator.records import FinishedTask, ScheduledTask, summarize_finished, summarize_scheduled
 from kubetask.operator.workqueue import WorkQueue, run_workers
@@ -51,44 +57,46 @@ INDEXED_PARAMETERS_BYTES = 1024
 
 
 class State:
-    """Process-wide: the controller and the index views (set once Kopf starts handling)."""
+    """Process-wide: the controller, the indexes and their views (set at Kopf's start-up)."""
 
     controller: Controller | None = None
     views: Views | None = None
     queue_index: kopf.Index[Any, Any] | None = None  # taskqueues: which queues to publish status for
-    task_index: kopf.Index[Any, Any] | None = None  # tasks: its ("phase", ...) keys make the kubetask_tasks gauge
+    task_index = KeyedIndex()  # every Task (task_entries); its ("phase", ...) keys make the kubetask_tasks gauge
+    job_index = KeyedIndex()  # kubetask's Jobs (job_entries)
+    task_stores: list[Store] = []  # one per watched namespace (or one for the cluster), sharing task_index
+    job_stores: list[Store] = []
+    kopf_indexed: asyncio.Event | None = None  # set by the first Kopf handler call: Kopf's indexes are full
     settings = OperatorSettings()
     work: WorkQueue[Key] = WorkQueue()
     background: list[asyncio.Task[None]] = []
+    clients: list[Kube] = []  # closed at cleanup
+    events: events.Recorder = events.Recorder(None)
     deliverer: webhook_delivery.Deliverer | None = None  # webhooks: their own queue, workers and clients
 
 
 # ---------------------------------------------------------------------------------------------
 # Indexes (memory: summaries only; parameters and results are never held)
 #
-# Coroutines on purpose: Kopf runs a plain `def` handler in a thread pool, and a thread hop per
-# object per index was a tenth of the operator's CPU in a burst.
+# The Kopf ones are coroutines on purpose: Kopf runs a plain `def` handler in a thread pool, and
+# a thread hop per object per index was a tenth of the operator's CPU in a burst.
 # ---------------------------------------------------------------------------------------------
 
-@kopf.index(*TASKS, registry=registry)
-async def tasks(body: kopf.Body, namespace: str | None, uid: str, **_: Any) -> dict[Any, Any]:
+def task_entries(body: Mapping[str, Any]) -> dict[Any, Any]:
     """Every Task, in one index: an unfinished one's slim body, a finished one's record, its
-    group membership and its phase for the gauge, under keys of disjoint shapes (views_from reads
-    them). One index, not four: Kopf's machinery per handler and event, not these functions, was
-    a fifth of a restart's time with 10,000 Tasks (docs/benchmarks.md).
-
-    Never None: Kopf keeps an object's previous entries when its index function returns None, so
-    a finished Task would stay indexed with its last unfinished body (admitted again, counted as
-    Queued, held in memory forever)."""
-    status = body.get("status") or {}
+    group membership, its schedule's record and its phase for the gauge, under keys of disjoint
+    shapes (build_views reads them)."""
+    meta, status = body["metadata"], body.get("status") or {}
+    namespace, uid = meta.get("namespace"), meta["uid"]
     keys: dict[Any, Any] = {("phase", status.get("phase") or "Pending", body.get("spec", {}).get("type", ""), status.get("queue") or ""): None}
     keys.update(unfinished_entries(body, namespace, uid))
     keys.update(finished_entries(body))
     keys.update(group_entries(body, namespace))
+    keys.update(schedule_entries(body, namespace))
     return keys
 
 
-def unfinished_entries(body: kopf.Body, namespace: str | None, uid: str) -> dict[Any, dict[str, Any]]:
+def unfinished_entries(body: Mapping[str, Any], namespace: str | None, uid: str) -> dict[Any, dict[str, Any]]:
     """An unfinished Task, slim, by namespace, ("uid", uid), ("name", ns, name) and ("after", ns,
     upstream); nothing for a finished one."""
     spec, status = body.get("spec", {}), body.get("status") or {}
@@ -120,7 +128,7 @@ def unfinished_entries(body: kopf.Body, namespace: str | None, uid: str) -> dict
     return keys
 
 
-def finished_entries(body: kopf.Body) -> dict[Any, FinishedTask]:
+def finished_entries(body: Mapping[str, Any]) -> dict[Any, FinishedTask]:
     """A finished Task as a small record, by ("finished",), ("finished-name", ns, name), ("starts",
     ns, queue) and ("finished-after", ns, upstream): retention deletes them when due, and their
     start times are what a queue's rate limit counts (recorded, so the limit holds across
@@ -138,14 +146,17 @@ def finished_entries(body: kopf.Body) -> dict[Any, FinishedTask]:
     return keys
 
 
-@kopf.index(*TASKS, labels={LABEL_SCHEDULE: kopf.PRESENT}, registry=registry)
-async def schedule_tasks(body: kopf.Body, namespace: str | None, **_: Any) -> dict[tuple[str | None, str], ScheduledTask]:
-    """Every Task a TaskSchedule made, finished or not: its status, concurrency and history."""
+def schedule_entries(body: Mapping[str, Any], namespace: str | None) -> dict[tuple[str, str | None, str], ScheduledTask]:
+    """Every Task a TaskSchedule made, finished or not, by ("schedule", ns, schedule): its
+    status, concurrency and history."""
+    schedule = (body["metadata"].get("labels") or {}).get(LABEL_SCHEDULE)
+    if schedule is None:
+        return {}
     finished = settled(body.get("spec", {}), body.get("status") or {})
-    return {(namespace, body["metadata"]["labels"][LABEL_SCHEDULE]): summarize_scheduled(body, finished)}
+    return {("schedule", namespace, schedule): summarize_scheduled(body, finished)}
 
 
-def group_entries(body: kopf.Body, namespace: str | None) -> dict[tuple[str, str | None, str], Member]:
+def group_entries(body: Mapping[str, Any], namespace: str | None) -> dict[tuple[str, str | None, str], Member]:
     """Members of TaskGroups (label kubetask.io/group) and groups' callbacks, as small records,
     by ("member", ns, group) and ("callback", ns, group)."""
     labels = body["metadata"].get("labels") or {}
@@ -172,8 +183,9 @@ async def taskschedules(body: kopf.Body, namespace: str | None, name: str, **_: 
     return {(namespace, name): plain(body)}
 
 
-@kopf.index("batch", "v1", "jobs", labels=MANAGED, registry=registry)
-async def kubetask_jobs(body: kopf.Body, **_: Any) -> dict[tuple[str, ...], JobSummary]:
+def job_entries(body: Mapping[str, Any]) -> dict[tuple[str, ...], JobSummary]:
+    """Every kubetask Job, by ("task", uid), ("queue", ns, queue) while it runs, and ("started",
+    ns, queue)."""
     job = summarize_job(body)  # reads only: no copy of the body
     keys: dict[tuple[str, ...], JobSummary] = {("task", job.task_uid): job}
     if job.running:
@@ -202,32 +214,41 @@ async def taskwebhooks(body: kopf.Body, namespace: str | None, name: str, **_: A
     return {(namespace, name): plain(body)}
 
 
-def _values(index: kopf.Index[Any, Any], key: Any) -> list[Any]:
+class ReadableIndex(Protocol):
+    """What the views read of an index: a `kopf.Index` or an informer.KeyedIndex."""
+
+    def __contains__(self, key: object) -> bool: ...
+
+    def __getitem__(self, key: Any) -> Iterable[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+def _values(index: ReadableIndex, key: Any) -> list[Any]:
     return list(index[key]) if key in index else []
 
 
-def _one(index: kopf.Index[Any, Any], key: Any) -> Any:
+def _one(index: ReadableIndex, key: Any) -> Any:
     values = _values(index, key)
     return values[0] if values else None
 
 
-def views_from(kwargs: dict[str, Any]) -> Views:
-    """The views over Kopf's indexes, made on the first handler call and reused: Kopf hands every
-    handler the same Index objects for the life of the operator (one Kopf run per process: a
-    leader that loses its Lease exits), and building two dozen closures per event was 3 % of the
-    operator's CPU in a burst (docs/benchmarks.md). The first call also starts the workers."""
-    if State.views is None:
-        State.views = build_views(kwargs)
-        State.queue_index, State.task_index = kwargs["taskqueues"], kwargs["tasks"]
-        _start_background(kwargs, State.views)
+def kopf_handled() -> Views:
+    """Called first by every Kopf handler: Kopf calls none before it has indexed every object of
+    every kind it indexes, so the first call says Kopf's indexes are full (see _kopf_indexed)."""
+    if State.kopf_indexed is not None:
+        State.kopf_indexed.set()
+    assert State.views is not None, "the operator has not started"
     return State.views
 
 
-def build_views(kwargs: dict[str, Any]) -> Views:
-    tasks_idx, jobs_idx = kwargs["tasks"], kwargs["kubetask_jobs"]
+def build_views(kwargs: dict[str, Any], tasks_idx: KeyedIndex, jobs_idx: KeyedIndex) -> Views:
+    """The views over the indexes, made once at start-up: Kopf hands every handler the same Index
+    objects for the life of the operator (one Kopf run per process: a leader that loses its Lease
+    exits), and building two dozen closures per event was 3 % of the operator's CPU in a burst
+    (docs/benchmarks.md)."""
     types_idx, queues_idx = kwargs["tasktypes"], kwargs["taskqueues"]
-    schedules_idx, schedule_tasks_idx = kwargs["taskschedules"], kwargs["schedule_tasks"]
-    groups_idx = kwargs["taskgroups"]
+    schedules_idx, groups_idx = kwargs["taskschedules"], kwargs["taskgroups"]
     return Views(
         tasks=lambda ns: _values(tasks_idx, ns),
         unstarted_tasks=lambda ns: _values(tasks_idx, ("unstarted", ns)),
@@ -251,20 +272,103 @@ def build_views(kwargs: dict[str, Any]) -> Views:
         group_callback=lambda ns, name: _one(tasks_idx, ("callback", ns, name)),
         all_groups=lambda: list(groups_idx),
         schedule=lambda ns, name: _one(schedules_idx, (ns, name)),
-        schedule_tasks=lambda ns, name: _values(schedule_tasks_idx, (ns, name)),
+        schedule_tasks=lambda ns, name: _values(tasks_idx, ("schedule", ns, name)),
         all_schedules=lambda: list(schedules_idx),
     )
 
 
-def _start_background(kwargs: dict[str, Any], views: Views) -> None:
-    # Started from inside a handler on purpose: asyncio tasks copy the current context, and
-    # kopf.event() needs the event-posting queue that Kopf puts only into handlers' context.
+def task_tombstone(body: Obj) -> Obj:
+    """What task_changed needs of a Task that went while no watch was looking."""
+    meta = body["metadata"]
+    return {"metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "labels", "resourceVersion")}}
+
+
+def job_tombstone(body: Obj) -> Obj:
+    """What summarize_job reads of a Job that went while no watch was looking (no pod template)."""
+    meta, spec = body["metadata"], body.get("spec") or {}
+    containers = [{"resources": {"limits": (c.get("resources") or {}).get("limits") or {}}}
+                  for c in ((spec.get("template") or {}).get("spec") or {}).get("containers") or ()]
+    return {"metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "labels", "creationTimestamp", "resourceVersion")},
+            "spec": {k: spec[k] for k in ("parallelism", "completionMode", "completions") if k in spec} | {"template": {"spec": {"containers": containers}}},
+            "status": body.get("status") or {}}
+
+
+def make_stores(namespaces: list[str]) -> None:
+    """A Task store and a Job store per watched namespace (one each for the cluster when none is
+    named), all filling the two shared indexes."""
+    scopes: list[str | None] = list(namespaces) or [None]
+    State.task_index, State.job_index = KeyedIndex(), KeyedIndex()
+    State.task_stores = [Store(f"tasks in {ns or 'all namespaces'}", task_entries, task_tombstone, task_changed, State.task_index)
+                         for ns in scopes]
+    State.job_stores = [Store(f"jobs in {ns or 'all namespaces'}", job_entries, job_tombstone, job_changed, State.job_index)
+                        for ns in scopes]
+
+
+async def _start(kube: Kube, views: Views) -> None:
+    """List and watch every Job, then every Task, then wait for Kopf's indexes; then start the
+    workers and the loops that read the indexes (see the module's docstring)."""
+    scopes: list[str | None] = list(State.settings.namespaces) or [None]
+    for store, ns in zip(State.job_stores, scopes):
+        loop = ListWatch(kube, core_path("jobs", ns, group="batch"), store, name=store.name,
+                         params={"labelSelector": f"{naming.MANAGED_BY}={naming.MANAGED_BY_VALUE}"},
+                         on_restart=lambda reason: metrics.WATCH_RESTARTS.labels("job", reason).inc())
+        State.background.append(asyncio.create_task(loop.run(), name=f"informer {store.name}"))
+    for store in State.job_stores:
+        await store.listed.wait()
+    for store, ns in zip(State.task_stores, scopes):
+        loop = ListWatch(kube, tasks_path(ns), store, name=store.name, on_restart=lambda reason: metrics.WATCH_RESTARTS.labels("task", reason).inc())
+        State.background.append(asyncio.create_task(loop.run(), name=f"informer {store.name}"))
+    for store in State.task_stores:
+        await store.listed.wait()
+    _revive_after_listing(views)
+    await _kopf_indexed(kube, scopes)
+    log.info("indexed %d Tasks and %d Jobs; starting the workers", sum(len(s) for s in State.task_stores), sum(len(s) for s in State.job_stores))
     State.background += [asyncio.create_task(coroutine) for coroutine in (_run_workers(views), _resync(views), _check_pending_pods(views),
                                                                           _sweep_retention(views))]
-    # Webhooks get their own API connection (its own in-flight limit) and HTTP client.
-    State.deliverer = webhook_delivery.Deliverer(Kube(controller().kube.connection, max_in_flight=4), State.settings, views,
-                                                 _webhook_views(kwargs, views))
-    State.background.append(asyncio.create_task(State.deliverer.run()))
+    if State.deliverer is not None:
+        State.background.append(asyncio.create_task(State.deliverer.run()))
+
+
+def _revive_after_listing(views: Views) -> None:
+    """Tasks that failed because an upstream failed run again once it has succeeded (a re-run):
+    the listing hands Tasks on page by page, so an upstream listed before its dependents could
+    not see them yet (task_changed does this for watch events)."""
+    for record in list(views.finished_tasks()):
+        if record.reason != "DependencyFailed":
+            continue
+        for upstream in record.after:
+            found = views.finished_named(record.namespace, upstream)
+            if found is not None and found.phase == "Succeeded":
+                _enqueue(DependentsKey(record.namespace, upstream))
+
+
+KOPF_KINDS = ("tasktypes", "taskqueues", "taskschedules", "taskgroups", "taskwebhooks")
+
+
+async def _kopf_indexed(kube: Kube, scopes: list[str | None]) -> None:
+    """Returns once Kopf's indexes are full. Kopf calls no handler before it has indexed every
+    object of every kind it indexes (its start-up barrier), and its first call is the only public
+    sign of that. With none of those objects in the cluster no handler is called at all, so their
+    absence (a LIST of one per kind) is the other sign; anything made after that LIST is indexed
+    like anything made after start-up."""
+    flag = State.kopf_indexed
+    assert flag is not None
+    while not flag.is_set():
+        try:
+            if not await _any_of_kopf_kinds(kube, scopes):
+                return
+        except (ApiError, TransportError, OSError, asyncio.TimeoutError) as error:
+            log.warning("checking for TaskTypes, TaskQueues, ... failed (tried again): %s", error)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(flag.wait(), 2.0)
+
+
+async def _any_of_kopf_kinds(kube: Kube, scopes: list[str | None]) -> bool:
+    for plural in KOPF_KINDS:
+        for ns in scopes:
+            if (await kube.get(tasks_path(ns, plural=plural), limit=1)).get("items"):
+                return True
+    return False
 
 
 def _webhook_views(kwargs: dict[str, Any], views: Views) -> webhook_delivery.WebhookViews:
@@ -292,22 +396,45 @@ def controller() -> Controller:
 # ---------------------------------------------------------------------------------------------
 
 @kopf.on.startup(registry=registry)
-async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # Watch only kubetask's own Jobs, filtered by the API server, never every Job. Pods are not
-    # watched at all: the Job's status says enough (see Controller.check_pending_pods).
-    settings.watching.label_selectors["batch", "jobs"] = f"{naming.MANAGED_BY}={naming.MANAGED_BY_VALUE}"
-    settings.watching.chunk_size = 500  # page the initial LIST: bounded memory spikes with 10k Tasks
-    settings.posting.level = logging.INFO  # only our explicit kopf.event() calls post Events
+async def configure(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+    """Kopf's settings, the controller, the indexes and their views; then the informers, whose
+    start (`_start`) waits for the listings and starts the workers."""
+    settings.watching.chunk_size = 500  # page the initial LIST of Kopf's kinds too
+    settings.posting.level = logging.INFO  # as before events.py: Kopf's object loggers are set to WARNING (main.py)
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="kubetask.io")
     settings.persistence.diffbase_storage = UnusedDiffBase()
     settings.networking.error_backoffs = [1, 2, 5, 10]
     settings.batching.error_delays = [1, 2, 5, 10, 30]
     State.work = WorkQueue(base_delay=State.settings.retry_base_delay, max_delay=State.settings.retry_max_delay)
+    State.kopf_indexed = asyncio.Event()
     connection = await Connection.resolve(context=State.settings.kube_context)
-    State.controller = Controller(Kube(connection), State.settings, enqueue=_enqueue, enqueue_after=State.work.add_after)
-    State.controller.schedules = ScheduleController(State.controller.kube, enqueue_after=State.work.add_after)
-    State.controller.groups = GroupController(State.controller.kube)
-    State.background.append(asyncio.create_task(_publish_queue_status()))  # workers: see views_from
+    # Events have an API connection of their own: a burst of them never delays a status write.
+    events_kube, informer_kube, kube = Kube(connection, max_in_flight=2), Kube(connection), Kube(connection)
+    State.clients = [events_kube, informer_kube, kube]
+    State.events = events.Recorder(events_kube, instance=leader.make_identity())
+    State.controller = Controller(kube, State.settings, enqueue=_enqueue, enqueue_after=State.work.add_after, events=State.events)
+    State.controller.schedules = ScheduleController(kube, enqueue_after=State.work.add_after, events=State.events)
+    State.controller.groups = GroupController(kube, events=State.events)
+    make_stores(State.settings.namespaces)
+    State.views = views = build_views(kwargs, State.task_index, State.job_index)
+    State.queue_index = kwargs["taskqueues"]
+    # Webhooks get their own API connection (its own in-flight limit) and HTTP client. Made now,
+    # run later (_start): the Task listing already tells it which deliveries are due.
+    State.deliverer = webhook_delivery.Deliverer(Kube(connection, max_in_flight=4), State.settings, views, _webhook_views(kwargs, views))
+    # The informers read with a connection of their own: a listing never waits behind writes.
+    State.background += [asyncio.create_task(State.events.run()), asyncio.create_task(_publish_queue_status()),
+                         asyncio.create_task(_start(informer_kube, views))]
+    State.background[-1].add_done_callback(_stop_if_failed)
+
+
+def _stop_if_failed(task: asyncio.Task[None]) -> None:
+    """Start-up is a background task (Kopf's own start-up must finish for its handlers to run):
+    if it ever fails, the operator stops, as Kopf does for a failed start-up handler, so that
+    Kubernetes starts it again, instead of running on without workers."""
+    if task.cancelled() or task.exception() is None:
+        return
+    log.critical("start-up failed; stopping the operator", exc_info=task.exception())
+    signal.raise_signal(signal.SIGTERM)
 
 
 class UnusedDiffBase(kopf.DiffBaseStorage):
@@ -349,8 +476,8 @@ def login_info(conn: Connection, authorization: str | None) -> kopf.ConnectionIn
 async def cleanup(**_: Any) -> None:
     for task in State.background:
         task.cancel()
-    if State.controller is not None:
-        await State.controller.kube.close()
+    for client in State.clients:
+        await client.close()
     if State.deliverer is not None:
         await State.deliverer.close()
 
@@ -391,26 +518,30 @@ def _enqueue(key: Key, urgent: bool = False) -> None:
     State.work.add(key, urgent)
 
 
-@kopf.on.event(*TASKS, registry=registry)
-async def task_event(event: kopf.RawEvent, body: kopf.Body, uid: str, namespace: str | None, **kwargs: Any) -> None:
-    views = views_from(kwargs)
+def task_changed(kind: str | None, body: Obj) -> None:
+    """A Task was listed (kind None), ADDED, MODIFIED or DELETED (informer.py calls this after
+    indexing it)."""
+    views = State.views
+    assert views is not None, "the operator has not started"
     metrics.EVENTS.labels("task").inc()
+    meta = body["metadata"]
+    uid, namespace = meta["uid"], meta.get("namespace")
     memory = controller().memory
-    version = body["metadata"].get("resourceVersion")
+    version = meta.get("resourceVersion")
     # The echo of our own status write: it says what the reconcile that wrote it decided, so
     # reconciling it again would decide the same. Anything else that changed (its Job, a TaskType,
     # the spec) comes with an event of its own. Skipped: a reconcile per status write.
-    echo = event.get("type") == "MODIFIED" and memory.is_own_write(uid, version)
+    echo = kind == "MODIFIED" and memory.is_own_write(uid, version)
     memory.observed(uid, version)
-    schedule = (body["metadata"].get("labels") or {}).get(LABEL_SCHEDULE)
+    labels = meta.get("labels") or {}
+    schedule = labels.get(LABEL_SCHEDULE)
     if schedule and namespace:
         _enqueue(ScheduleKey(namespace, schedule))  # its active list, last success and history
     if namespace:
-        _nudge_dependents(event, body, namespace, views)
-        labels = body["metadata"].get("labels") or {}
+        _nudge_dependents(kind, body, namespace, views)
         for group in {labels.get(LABEL_GROUP), labels.get(LABEL_CALLBACK_OF)} - {None}:
             _enqueue(GroupKey(namespace, str(group)))  # its counts, and the callback once complete
-    if event.get("type") == "DELETED":
+    if kind == "DELETED":
         memory.forget_task(uid)  # its reservations too: the Job goes with it (ownerReference)
         State.work.drop(TaskKey(uid))
         return
@@ -418,19 +549,18 @@ async def task_event(event: kopf.RawEvent, body: kopf.Body, uid: str, namespace:
         State.deliverer.on_task(body)  # webhooks due for it (finished Tasks too): only enqueues keys
     if _settled(body, views):
         return
-    # The latest full body, for the worker (the key is all the queue holds). Kopf's body is a
-    # read-only view; the worker copies it once per reconcile, not once per event.
+    # The latest full body, for the worker (the key is all the queue holds).
     memory.put_body(body)
     if not echo:
         _enqueue(TaskKey(uid))
 
 
-def _nudge_dependents(event: kopf.RawEvent, body: kopf.Body, namespace: str, views: Views) -> None:
+def _nudge_dependents(kind: str | None, body: Obj, namespace: str, views: Views) -> None:
     """Tasks that run after this one look again when it appears, goes or finishes (index lookups;
     nothing when no Task names it)."""
     name = body["metadata"]["name"]
     finished = settled(body.get("spec", {}), body.get("status") or {})
-    if event.get("type") not in ("ADDED", "DELETED") and not finished:
+    if kind not in ("ADDED", "DELETED") and not finished:
         return
     for dependent in views.dependents(namespace, name):
         _enqueue(TaskKey(dependent["metadata"]["uid"]))
@@ -438,49 +568,46 @@ def _nudge_dependents(event: kopf.RawEvent, body: kopf.Body, namespace: str, vie
         _enqueue(DependentsKey(namespace, name))  # those that failed because of it run again
 
 
-def _settled(body: kopf.Body, views: Views) -> bool:
-    """Finished for its current run, with no Job left to stop: nothing to do, so skip copying the
-    body. A restart lists every finished Task; this keeps each to Kopf's own per-object cost."""
+def _settled(body: Obj, views: Views) -> bool:
+    """Finished for its current run, with no Job left to stop: nothing to do, so skip keeping the
+    body. A restart lists every finished Task; this keeps each to its indexing."""
     if not settled(body.get("spec", {}), body.get("status") or {}):
         return False
     return not any(job.running for job in views.jobs_of_task(body["metadata"]["uid"]))
 
 
-@kopf.on.event("batch", "v1", "jobs", labels=MANAGED, registry=registry)
-async def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **kwargs: Any) -> None:
-    if namespace is None:  # unreachable: Jobs, Pods and kubetask resources are all namespaced
-        return
-    views_from(kwargs)
+def job_changed(kind: str | None, body: Obj) -> None:
+    """A kubetask Job was listed (kind None), ADDED, MODIFIED or DELETED (after indexing it)."""
     metrics.EVENTS.labels("job").inc()
     job = summarize_job(body)
     # The Job is in the index now (or gone): its capacity is counted from there, not reserved.
     controller().memory.release(job.task_uid, job.run)
-    if event.get("type") == "DELETED":
+    if kind == "DELETED":
         controller().memory.job_deleted(job)  # its outcome, for a Task not reconciled yet
-    finished = not job.running or event.get("type") == "DELETED"
+    finished = not job.running or kind == "DELETED"
     # A finished Job goes first: its Task's outcome, and the slot it frees, should not wait behind
     # a burst of new Tasks.
     if job.task_uid:
         _enqueue(TaskKey(job.task_uid), urgent=finished)
     if finished:
-        _enqueue(QueueKey(namespace, job.queue), urgent=True)
+        _enqueue(QueueKey(job.namespace, job.queue), urgent=True)
 
 
 @kopf.on.event(*TASKQUEUES, registry=registry)
 async def queue_event(namespace: str | None, name: str, **kwargs: Any) -> None:
     if namespace is None:  # unreachable: Jobs, Pods and kubetask resources are all namespaced
         return
-    views_from(kwargs)
+    kopf_handled()
     metrics.EVENTS.labels("taskqueue").inc()
     _enqueue(QueueKey(namespace, name))
     if State.deliverer is not None:
         State.deliverer.sources_changed(namespace)  # its webhook may have changed
 
 
-def _own_resource_event(event: kopf.RawEvent, key: ScheduleKey | GroupKey, kind: str, kwargs: dict[str, Any]) -> bool:
+def _own_resource_event(event: kopf.RawEvent, key: ScheduleKey | GroupKey, kind: str) -> bool:
     """A TaskSchedule or TaskGroup changed: its key is reconciled (or dropped when it went).
     Returns whether it was deleted."""
-    views_from(kwargs)
+    kopf_handled()
     metrics.EVENTS.labels(kind).inc()
     if event.get("type") == "DELETED":
         State.work.drop(key)
@@ -493,7 +620,7 @@ def _own_resource_event(event: kopf.RawEvent, key: ScheduleKey | GroupKey, kind:
 async def schedule_event(event: kopf.RawEvent, namespace: str | None, name: str, **kwargs: Any) -> None:
     if namespace is None:  # unreachable: kubetask resources are namespaced
         return
-    if _own_resource_event(event, ScheduleKey(namespace, name), "taskschedule", kwargs):
+    if _own_resource_event(event, ScheduleKey(namespace, name), "taskschedule"):
         with contextlib.suppress(KeyError):  # never set if it never had a status
             metrics.SCHEDULE_MISSED.remove(namespace, name)
 
@@ -502,7 +629,7 @@ async def schedule_event(event: kopf.RawEvent, namespace: str | None, name: str,
 async def group_event(event: kopf.RawEvent, namespace: str | None, name: str, **kwargs: Any) -> None:
     if namespace is None:  # unreachable: kubetask resources are namespaced
         return
-    _own_resource_event(event, GroupKey(namespace, name), "taskgroup", kwargs)
+    _own_resource_event(event, GroupKey(namespace, name), "taskgroup")
 
 
 @kopf.on.event(*TASKTYPES, registry=registry)
@@ -510,7 +637,7 @@ async def tasktype_event(namespace: str | None, name: str, **kwargs: Any) -> Non
     """A TaskType appeared, changed or went: its Tasks are looked at again."""
     if namespace is None:  # unreachable: Jobs, Pods and kubetask resources are all namespaced
         return
-    views = views_from(kwargs)
+    views = kopf_handled()
     metrics.EVENTS.labels("tasktype").inc()
     for task in list(views.tasks(namespace)):
         if task["spec"].get("type") == name:
@@ -525,7 +652,7 @@ async def webhook_event(event: kopf.RawEvent, namespace: str | None, name: str, 
     deliveries waiting for it are looked at again."""
     if namespace is None:  # unreachable: kubetask resources are namespaced
         return
-    views_from(kwargs)
+    kopf_handled()
     metrics.EVENTS.labels("taskwebhook").inc()
     deliverer = State.deliverer
     if deliverer is None:
@@ -584,7 +711,7 @@ async def _resync(views: Views) -> None:
 
 async def _sweep_retention(views: Views) -> None:
     """Reads the finished-Task index (no LIST) and deletes what is due, one batch per sweep at the
-    paced rate. Only the leader runs it: Kopf, and so every loop started in views_from, runs only
+    paced rate. Only the leader runs it: Kopf, and so every loop started by _start, runs only
     while this process holds the leader Lease (main.py, leader.py). It never ends on an error: a
     failed sweep is logged, and the next one decides again from the index."""
     settings = State.settings

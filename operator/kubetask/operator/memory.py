@@ -1,6 +1,8 @@
-"""Everything the operator keeps in memory besides Kopf's indexes, in one place.
+"""Everything the operator keeps in memory besides the indexes, in one place.
 
-Kopf's indexes hold what the watches say (Tasks, Jobs, pods, TaskTypes, TaskQueues). This holds
+The indexes hold what the watches say: Tasks and Jobs in kubetask's own (informer.py, with each
+object's resourceVersion and tombstone), TaskTypes, TaskQueues, TaskSchedules, TaskGroups and
+TaskWebhooks in Kopf's. This holds
 what only this process knows, each part bounded and dropped as soon as it is no longer needed:
 
 - **written**: the status this process last wrote per Task, with the resourceVersion the write

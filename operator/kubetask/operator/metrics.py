@@ -22,6 +22,8 @@ JOB_CREATE_FAILURES = Counter("kubetask_job_create_failures_total",
 WORK_QUEUE_DEPTH = Gauge("kubetask_work_queue_depth", "Keys (Tasks, queues) waiting for a worker.")
 WORK_QUEUE_RETRIES = Gauge("kubetask_work_queue_retries", "Keys waiting for their backoff to pass before a retry.")
 EVENTS = Counter("kubetask_watch_events_total", "Watch events handled, by kind of object.", ["kind"])
+WATCH_RESTARTS = Counter("kubetask_watch_restarts_total", "Task and Job lists made again after a watch ended in an error or 410 Gone, "
+                         "by kind and reason (gone, http_<status>, error, unexpected).", ["kind", "reason"])
 RESERVATIONS = Gauge("kubetask_reservations", "Capacity reserved for Jobs being created that the Job index has not shown yet.")
 SCHEDULED_RUNS = Counter("kubetask_schedule_runs_total", "Tasks created by TaskSchedules.", ["namespace", "schedule"])
 SCHEDULE_MISSED = Gauge("kubetask_schedule_missed_runs", "status.missedRuns of each TaskSchedule.", ["namespace", "schedule"])

@@ -8,14 +8,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-import kopf
 
 from kubetask.kube import ApiError, Kube, tasks_path
 from kubetask.operator.objects import get_or_none, reconcile_fresh_on_conflict, write_status
 from kubetask.operator import metrics
 from kubetask.operator.controller import ScheduleKey, Views, now
+from kubetask.operator.events import Recorder
 from kubetask.operator.schedule import SchedulePlan, plan
 from kubetask.operator.status import condition, rfc3339, status_changed
 from kubetask.resources.scheduling import task_for_run
@@ -27,8 +27,9 @@ WAKE_MARGIN_SECONDS = 0.2
 
 class ScheduleController:
     def __init__(self, kube: Kube, enqueue_after: Callable[[ScheduleKey, float], None],
-                 clock: Callable[[], datetime] = now) -> None:
+                 clock: Callable[[], datetime] = now, events: Recorder | None = None) -> None:
         self.kube = kube
+        self.events = events if events is not None else Recorder(None)
         self.enqueue_after = enqueue_after
         self.clock = clock  # injectable: the unit tests drive time
 
@@ -50,7 +51,7 @@ class ScheduleController:
                 await self._write_refused(schedule, decided, error, moment)
                 raise
         if decided.skipped:
-            kopf.event(cast(kopf.Body, schedule), type="Warning", reason="RunSkipped", message=decided.skipped)
+            self.events.post(schedule, type="Warning", reason="RunSkipped", message=decided.skipped)
         for task_name, uid in decided.delete:
             await self._delete(namespace, task_name, uid)
         if decided.status is not None:
@@ -72,8 +73,8 @@ class ScheduleController:
         metrics.API_WRITES.labels("create", "tasks").inc()
         metrics.SCHEDULED_RUNS.labels(meta["namespace"], meta["name"]).inc()
         log.info("schedule %s/%s: created Task %s for %s", meta["namespace"], meta["name"], task["metadata"]["name"], rfc3339(when))
-        kopf.event(cast(kopf.Body, schedule), type="Normal", reason="TaskCreated",
-                   message=f"created Task {task['metadata']['name']} for the run of {rfc3339(when)}")
+        self.events.post(schedule, type="Normal", reason="TaskCreated",
+                         message=f"created Task {task['metadata']['name']} for the run of {rfc3339(when)}")
 
     async def _cancel(self, namespace: str, task_name: str) -> None:
         try:
