@@ -39,6 +39,12 @@ class OperatorSettings(BaseSettings):
         "written, the handler-progress admission policy (policies/) refuses a handler's progress report, because it checks "
         "the pod against status.jobName; set it only where handlers do not report progress in their first moments.")
     workers: int = Field(16, description="Reconciles that run at once (each on a different Task or queue).")
+    api_requests_in_flight: int = Field(
+        24, ge=1, description="API requests the reconciles keep on the wire at once (Job creates, status writes, reads); "
+        "the rest wait their turn in the operator. Events, informers and webhook deliveries have connections of their own. "
+        "Fairness between clients is the API server's (API Priority and Fairness: the operator retries a 429). "
+        "24, not 8 as before 2026-12-04: with 8, a burst's Job creates waited behind status writes, each a few tens of "
+        "milliseconds on a busy API server (docs/benchmarks.md).")
     log_format: str = Field("json", description="json (structured, one object per line) or text.")
     log_level: str = Field("INFO", description="Log level.")
     leader_election: bool = Field(

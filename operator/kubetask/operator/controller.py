@@ -372,7 +372,7 @@ class Controller:
             decision = decide(facts, queue)
         if decision.need is Need.POD_FACTS and facts.job is not None:
             # The Job has finished: read its pods once for the result and the last exit code.
-            pods = await self._job_pods(namespace, facts.job.name)
+            pods = await self._job_pods(namespace, facts.job.name, facts.job.resource_version)
             facts, queue = self._facts(task, views, full=full, fetched_pods=pods)
             decision = decide(facts, queue)
         if facts.problems == () and not facts.validated:
@@ -380,17 +380,26 @@ class Controller:
         await self._execute(task, decision)
         return decision.admit
 
-    async def _job_pods(self, namespace: str, job_name: str) -> tuple[PodSummary, ...]:
+    async def _job_pods(self, namespace: str, job_name: str, not_older_than: str = "") -> tuple[PodSummary, ...]:
         """A Job's pods, summarized page by page: a fan-out's thousand pods are never all held
-        as full objects at once (one page, one request, for every other Job)."""
+        as full objects at once (one page, one request, for every other Job).
+
+        `not_older_than` is the finished Job's resourceVersion. Its pods' final states were
+        written before it, so the API server may answer from its watch cache once that cache has
+        reached it (resourceVersionMatch=NotOlderThan), instead of a quorum read of etcd first:
+        on a busy API server that read was the slow part of recording a result (docs/benchmarks.md)."""
         pods: list[PodSummary] = []
         params: dict[str, Any] = {"labelSelector": f"{JOB_NAME_LABEL}={job_name}", "limit": POD_PAGE}
+        if not_older_than:
+            params |= {"resourceVersion": not_older_than, "resourceVersionMatch": "NotOlderThan"}
         while True:
             listed = await self.kube.get(core_path("pods", namespace), **params)
             pods += [summarize_pod(p) for p in listed.get("items", [])]
             token = (listed.get("metadata") or {}).get("continue")
             if not token:
                 return tuple(pods)
+            params.pop("resourceVersion", None)  # a continued list keeps the first page's: the API server refuses both
+            params.pop("resourceVersionMatch", None)
             params["continue"] = token
 
     async def _execute(self, task: dict[str, Any], decision: Decision) -> None:

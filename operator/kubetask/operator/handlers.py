@@ -409,7 +409,8 @@ async def configure(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     State.kopf_indexed = asyncio.Event()
     connection = await Connection.resolve(context=State.settings.kube_context)
     # Events have an API connection of their own: a burst of them never delays a status write.
-    events_kube, informer_kube, kube = Kube(connection, max_in_flight=2), Kube(connection), Kube(connection)
+    events_kube, informer_kube = Kube(connection, max_in_flight=2), Kube(connection)
+    kube = Kube(connection, max_in_flight=State.settings.api_requests_in_flight)
     State.clients = [events_kube, informer_kube, kube]
     State.events = events.Recorder(events_kube, instance=leader.make_identity())
     State.controller = Controller(kube, State.settings, enqueue=_enqueue, enqueue_after=State.work.add_after, events=State.events)

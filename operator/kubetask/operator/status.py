@@ -79,6 +79,10 @@ class JobSummary:
     completions: int = 1
     completed_indexes: str = ""
     failed_indexes: str = ""
+    # The Job's resourceVersion as last seen: its pods' final states were written before it (the
+    # Job controller writes a Job's outcome after it saw its pods end), so a read of the pods
+    # "not older than" it sees them (Controller._job_pods).
+    resource_version: str = ""
 
     @property
     def running(self) -> bool:
@@ -128,6 +132,7 @@ def summarize_job(body: Mapping[str, Any]) -> JobSummary:
         completion_time=status.get("completionTime") or (success_time if succeeding else None),
         indexed=spec.get("completionMode") == "Indexed", completions=int(spec.get("completions") or 1),
         completed_indexes=str(status.get("completedIndexes") or ""), failed_indexes=str(status.get("failedIndexes") or ""),
+        resource_version=str(meta.get("resourceVersion") or ""),
     )
 
 
