@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -44,8 +45,9 @@ def api_server(tmp_path: Path) -> Iterator[FakeApiServer]:
             body = self.rfile.read(length)
             server = state[0]
             server.requests.append(Request(self.command, self.path, dict(self.headers.items()), body, time.monotonic()))
-            payload = b'{"kind":"Status","message":"tasks.kubetask.io \\"demo\\" is forbidden"}' if server.status >= 400 else body
-            self.send_response(server.status)
+            status, message = server.answers.pop(0) if server.answers else (server.status, 'tasks.kubetask.io "demo" is forbidden')
+            payload = json.dumps({"kind": "Status", "message": message}).encode() if status >= 400 else body
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()

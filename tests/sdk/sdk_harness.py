@@ -132,6 +132,7 @@ class FakeApiServer:
     token_file: Path
     requests: list[Request] = field(default_factory=list)
     status: int = 200
+    answers: list[tuple[int, str]] = field(default_factory=list)  # (status, message) for the next requests, before `status`
 
     def env(self) -> dict[str, str]:
         return {"KUBETASK_API_URL": self.url, "KUBETASK_TOKEN_FILE": str(self.token_file)}

@@ -95,6 +95,26 @@ def test_api_errors_warn_once_and_the_handler_succeeds(handlers: Handlers, api_s
         assert "is forbidden" in out.warnings()[0]  # the API server's message is passed on
 
 
+NOT_YET_MESSAGE = ("pod demo-abcde-r0-x7k2p is not a pod of this Task's Job (it has none): "
+                   "a handler may only report progress for its own Task")
+
+
+def test_a_report_refused_before_the_task_names_its_job_is_sent_again(handlers: Handlers, api_server: FakeApiServer) -> None:
+    """Under load the operator writes status.jobName a little after the pod starts; until then
+    the admission policy refuses the pod's reports with "(it has none)". That is "not yet": the
+    report is kept and sent again, quietly, and lands once the Task names the Job."""
+    api_server.answers = [(403, NOT_YET_MESSAGE)] * 2
+    script = handlers.script(REPORTER)
+    out = handlers.run(script, {"reports": [[40, "working", 2.5], [50, "still", 0.6]]}, env=api_server.env())
+    assert out.returncode == 0, out.stderr
+    assert out.warnings() == [], out.stderr
+    bodies = [r.json()["status"]["progress"] for r in api_server.requests]
+    assert [(b["percent"], b["message"]) for b in bodies[:3]] == [(40, "working")] * 3  # refused twice, then accepted
+    assert (bodies[-1]["percent"], bodies[-1]["message"]) == (50, "still")
+    gaps = [b.at - a.at for a, b in zip(api_server.requests, api_server.requests[1:3])]
+    assert all(gap >= 0.45 for gap in gaps), gaps  # not a tight loop
+
+
 def test_api_server_down_does_not_fail_the_handler(handlers: Handlers, free_port: int, api_server: FakeApiServer) -> None:
     script = handlers.script(REPORTER)
     out = handlers.run(script, {"reports": [[10, "a", 0], [90, "b", 0]]},

@@ -4,6 +4,12 @@ Reporting never fails the handler. Without a token (the TaskType has no `reportP
 or when a request fails, one warning goes to stderr and the handler carries on. Requests are
 rate-limited to one per `min_interval` seconds; only the latest value is kept, and `flush()`
 sends it before the handler's result is written.
+
+One refusal is only "not yet": the handler-progress admission policy (policies/) checks the pod
+against the Task's status.jobName, and under load the operator writes a run's first status a
+little after its pod starts (docs/operator.md, "Intermediate status under load"). A report
+refused for that reason is kept (unless a newer one replaced it) and sent again, a little later
+each time, for up to `NOT_YET_PATIENCE` seconds.
 """
 
 from __future__ import annotations
@@ -28,6 +34,10 @@ API_PATH = "/apis/kubetask.io/v1alpha1/namespaces/{namespace}/tasks/{name}/statu
 MAX_MESSAGE = 1024
 MIN_INTERVAL = 0.5
 REQUEST_TIMEOUT = 5.0
+# The policy's words when the Task does not name its Job yet (policies/kubetask.io_handler-progress-only.yaml).
+NOT_YET = "(it has none)"
+NOT_YET_PATIENCE = 60.0  # the operator writes it within 30 s (intermediate_status_max_delay) by default
+NOT_YET_MAX_WAIT = 4.0
 
 
 def warn(message: str) -> None:
@@ -111,6 +121,8 @@ class ProgressReporter:
         self._disabled = False
         self._warned = False
         self._thread: threading.Thread | None = None
+        self._not_yet_since: float | None = None  # the first "not yet" refusal of the reports still unsent
+        self._not_yet_wait = 0.0
         self.sent = 0
         self.failed = 0
 
@@ -138,10 +150,11 @@ class ProgressReporter:
             self._cond.notify_all()
 
     def flush(self, timeout: float = REQUEST_TIMEOUT + 1) -> None:
-        """Wait (at most `timeout` seconds) until the latest report has been sent or has failed."""
+        """Wait (at most `timeout` seconds) until the latest report has been sent or has failed.
+        A report kept for later ("not yet", above) is not waited for: the run's outcome matters more."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending is not None or self._busy:
+            while (self._pending is not None and self._not_yet_since is None) or self._busy:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return
@@ -152,7 +165,7 @@ class ProgressReporter:
             with self._cond:
                 while self._pending is None:
                     self._cond.wait()
-                wait = self._last_sent + self._min_interval - time.monotonic()
+                wait = self._last_sent + max(self._min_interval, self._not_yet_wait) - time.monotonic()
                 if wait > 0:
                     self._cond.wait(wait)  # a newer report may replace the pending one meanwhile
                     continue
@@ -162,6 +175,14 @@ class ProgressReporter:
                 assert endpoint is not None
                 send(endpoint, body)
                 self.sent += 1
+                self._not_yet_since, self._not_yet_wait = None, 0.0
+            except urllib.error.HTTPError as e:
+                detail = _describe(e)
+                if e.code == 403 and NOT_YET in detail and self._keep_for_later(body):
+                    continue  # the finally below runs first
+                self.failed += 1
+                self._warn_once(f"progress report to {endpoint.url if endpoint else '?'} failed ({detail}); "
+                                "the task continues and further progress errors are not logged")
             except Exception as e:  # noqa: BLE001 - progress must never break the handler
                 self.failed += 1
                 self._warn_once(f"progress report to {endpoint.url if endpoint else '?'} failed ({_describe(e)}); "
@@ -171,6 +192,20 @@ class ProgressReporter:
                     self._busy = False
                     self._last_sent = time.monotonic()
                     self._cond.notify_all()
+
+    def _keep_for_later(self, body: dict[str, Any]) -> bool:
+        """The Task does not name this pod's Job yet: keep the report to send again later,
+        unless a newer one replaced it meanwhile or this has lasted too long."""
+        moment = time.monotonic()
+        if self._not_yet_since is None:
+            self._not_yet_since = moment
+        if moment - self._not_yet_since > NOT_YET_PATIENCE:
+            return False
+        self._not_yet_wait = min(NOT_YET_MAX_WAIT, max(self._min_interval, self._not_yet_wait * 2))
+        with self._cond:
+            if self._pending is None:
+                self._pending = body
+        return True
 
     def _warn_once(self, message: str) -> None:
         if not self._warned:
