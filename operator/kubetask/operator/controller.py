@@ -500,7 +500,9 @@ class Controller:
         labels = (spec["type"], desired.get("queue") or "")
         log.info("task %s/%s: %s -> %s (%s)", task["metadata"]["namespace"], task["metadata"]["name"],
                  old_phase or "new", new_phase, verdict.reason)
-        if new_phase == Phase.RUNNING.value and desired.get("startTime"):
+        started_now = desired.get("startTime") and (current.get("startTime") != desired["startTime"] or current.get("run", 0) != desired["run"])
+        if started_now and (new_phase == Phase.RUNNING.value or old_phase != Phase.RUNNING.value):
+            # Its start, whether written as Running or (held back, budget.py) only with the outcome.
             started = datetime.fromisoformat(desired["startTime"].replace("Z", "+00:00"))
             created = datetime.fromisoformat(task["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
             metrics.QUEUED_SECONDS.labels(*labels).observe(max(0.0, (started - created).total_seconds()))
