@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from kubetask.operator.workqueue import WorkQueue, backoff_delay, run_workers
+from kubetask.operator.workqueue import DEFERRED, WorkQueue, backoff_delay, run_workers
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half() -> None:
@@ -77,6 +77,34 @@ async def test_a_failing_key_is_retried_with_backoff_until_it_succeeds() -> None
     for gap, expected in zip(gaps, [0.01, 0.02, 0.04, 0.04]):  # doubling, then the cap
         assert gap >= expected * 0.9
     assert queue.failures("t") == 0  # success forgot them
+
+
+async def test_a_deferred_run_leaves_the_failures_to_the_work_it_left_in_flight() -> None:
+    """An admission round returns DEFERRED while its Job creates run on: the backoff keeps growing
+    across rounds that fail in flight, and only the work's own success forgets it."""
+    queue: WorkQueue[str] = WorkQueue(base_delay=0.01, max_delay=1.0, jitter=lambda: 1.0)
+    runs: list[int] = []
+    done = asyncio.Event()
+
+    async def in_flight(failures_left: int) -> None:
+        await asyncio.sleep(0)
+        if failures_left:
+            queue.retry("q")  # what the round's callback does on a refusal
+        else:
+            queue.forget("q")
+            done.set()
+
+    async def process(key: str) -> object:
+        runs.append(queue.failures(key))
+        asyncio.create_task(in_flight(3 - len(runs)))
+        return DEFERRED
+
+    workers = asyncio.create_task(run_workers(queue, process, lambda key, error: 0.0, workers=2))
+    queue.add("q")
+    await asyncio.wait_for(done.wait(), timeout=5)
+    workers.cancel()
+    assert runs == [0, 1, 2]  # each retry counted on top of the last: the runs did not forget them
+    assert queue.failures("q") == 0  # the work's success did
 
 
 async def test_retry_after_is_honoured_and_fresh_news_skips_the_wait() -> None:

@@ -38,6 +38,7 @@ from kubetask.operator.group import Member
 from kubetask.operator.records import FinishedTask, ScheduledTask
 from kubetask.resources.dependencies import dependency_cycle
 from kubetask.operator.resolve import effective_queue, pods_at_once, resolve
+from kubetask.operator.workqueue import DEFERRED
 from kubetask.operator.status import JobSummary, PodSummary, Verdict, epoch, status_changed, summarize_pod
 from kubetask.resources.models import Phase, parse_duration
 
@@ -208,14 +209,19 @@ class Controller:
         # A Task's status is written by its own key's worker and by its queue's (Queued, Started,
         # refused): the per-Task lock keeps those two from interleaving.
         self._task_locks = KeyedLocks()
+        # Admission rounds whose Job creates are in flight, and whom to tell how each went (the
+        # work queue: forget the key's failures, or retry it with backoff). Set by handlers.
+        self._rounds: dict[QueueKey, set[asyncio.Task[None]]] = {}
+        self.on_round_done: Callable[[Key, BaseException | None], None] = lambda key, error: None
         self.schedules: ScheduleReconciler | None = None  # the TaskSchedule side (schedule_controller.py)
         self.groups: GroupReconciler | None = None  # the TaskGroup side (group_controller.py)
 
-    async def process(self, key: Key, views: Views) -> None:
+    async def process(self, key: Key, views: Views) -> object | None:
+        """Reconcile one key. DEFERRED: its outcome comes later, from work it left in flight."""
         if isinstance(key, TaskKey):
             await self.reconcile_task(key.uid, views)
         elif isinstance(key, QueueKey):
-            await self.admit_queue(key.namespace, key.name, views)
+            return await self.admit_queue(key.namespace, key.name, views)
         elif isinstance(key, DependentsKey):
             await self.revive_dependents(key.namespace, key.upstream, views)
         elif isinstance(key, GroupKey):
@@ -223,6 +229,7 @@ class Controller:
                 await self.groups.reconcile(key, views)
         elif self.schedules is not None:
             await self.schedules.reconcile(key, views)
+        return None
 
     # ---------------------------------------------------------------------------------------
     # One Task
@@ -531,13 +538,17 @@ class Controller:
     # ---------------------------------------------------------------------------------------
     # One queue
     # ---------------------------------------------------------------------------------------
-    async def admit_queue(self, namespace: str, queue_name: str, views: Views) -> None:
+    async def admit_queue(self, namespace: str, queue_name: str, views: Views) -> object | None:
         """Start the Tasks the queue has room for, best first; mark the rest Queued with why.
-        Runs for one queue at a time (the work queue never runs one key twice at once)."""
+        Decides for one queue at a time (the work queue never runs one key twice at once), from
+        what runs plus what is reserved, and reserves before it awaits anything: rounds whose
+        creates are still in flight count exactly. Returns DEFERRED when it started creates: the
+        round reports its outcome to the work queue itself (`_start_round`)."""
+        key = QueueKey(namespace, queue_name)
         waiting = self._waiting(namespace, queue_name, views)
         if not waiting:
             self.memory.set_throttled(namespace, queue_name, 0, None)
-            return
+            return DEFERRED if self._rounds.get(key) else None
         queue = views.queue(namespace, queue_name)
         admitted: list[Candidate] = []
         estimates: dict[str, float] = {}  # uid → earliest start, for Tasks the rate limit holds back
@@ -568,29 +579,56 @@ class Controller:
             run = current_run(waiting[candidate.uid][1]["spec"])
             self.memory.reserve(candidate.uid, run, Reservation(namespace, queue_name, candidate.gpu))
         admitted_uids = {c.uid for c in admitted}
-        outcomes = await asyncio.gather(*(self._start(waiting[c.uid][1], views, queue_name) for c in admitted),
-                                        return_exceptions=True)
-        refusals: list[Refusal] = []
-        slot_freed = False
-        for candidate, outcome in zip(admitted, outcomes):
-            if outcome is Start.STARTED:
-                continue
-            # Not started: the reservation goes at once (a STARTED one goes when the Job is seen).
-            self.memory.release(candidate.uid, current_run(waiting[candidate.uid][1]["spec"]))
-            if isinstance(outcome, tuple):
-                refusals.append(outcome[1])
-            elif outcome in (Start.FAILED, Start.SKIPPED):
-                slot_freed = True
+        if admitted:
+            # The creates run on, and the queue's next round need not wait for them: a Task that
+            # arrives meanwhile is admitted at once against the reservations (it waited a whole
+            # round of Job creates before, 40-110 ms on a busy API server; docs/benchmarks.md).
+            started = asyncio.create_task(self._start_round(namespace, queue_name, [waiting[c.uid][1] for c in admitted], views))
+            self._rounds.setdefault(key, set()).add(started)
+            started.add_done_callback(lambda done: self._round_ended(key, done))
         marked = await asyncio.gather(*(self._mark_queued(task, queue_name, reason, message, estimates.get(uid))
                                         for uid, (_, task) in waiting.items() if uid not in admitted_uids),
                                       return_exceptions=True)
-        errors = [o for o in [*outcomes, *marked] if isinstance(o, BaseException)]
-        if slot_freed:
-            self.enqueue(QueueKey(namespace, queue_name))  # the next Task gets the slot now
+        errors = [o for o in marked if isinstance(o, BaseException)]
         if errors:
             raise errors[0]
-        if refusals:
-            raise JobCreatesRefused(refusals)
+        # While a round is in flight its outcome, not this run's, says whether the key failed.
+        return DEFERRED if self._rounds.get(key) else None
+
+    def _round_ended(self, key: QueueKey, done: asyncio.Task[None]) -> None:
+        rounds = self._rounds.get(key, set())
+        rounds.discard(done)
+        if not rounds:
+            self._rounds.pop(key, None)
+
+    async def _start_round(self, namespace: str, queue_name: str, tasks: list[dict[str, Any]], views: Views) -> None:
+        """Create the Jobs of one admission round (capacity already reserved), then report how
+        it went: the queue's key is retried with backoff on any refusal or error, as if the
+        round had run on the key's worker (`on_round_done`)."""
+        key = QueueKey(namespace, queue_name)
+        error: BaseException | None = None
+        try:
+            outcomes = await asyncio.gather(*(self._start(task, views, queue_name) for task in tasks), return_exceptions=True)
+            refusals: list[Refusal] = []
+            slot_freed = False
+            for task, outcome in zip(tasks, outcomes):
+                if outcome is Start.STARTED:
+                    continue
+                # Not started: the reservation goes at once (a STARTED one goes when the Job is seen).
+                self.memory.release(task["metadata"]["uid"], current_run(task["spec"]))
+                if isinstance(outcome, tuple):
+                    refusals.append(outcome[1])
+                elif outcome in (Start.FAILED, Start.SKIPPED):
+                    slot_freed = True
+            if slot_freed:
+                self.enqueue(key)  # the next Task gets the slot now
+            errors = [o for o in outcomes if isinstance(o, BaseException)]
+            error = errors[0] if errors else (JobCreatesRefused(refusals) if refusals else None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as bug:  # our own: the round is retried like any failure
+            error = bug
+        self.on_round_done(key, error)
 
     def _rate_limited(self, namespace: str, queue_name: str, limit: RateWindow, admitted: list[Candidate],
                       candidates: list[Candidate], views: Views) -> tuple[list[Candidate], list[Candidate], dict[str, float]]:

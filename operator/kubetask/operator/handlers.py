@@ -670,25 +670,37 @@ async def webhook_event(event: kopf.RawEvent, namespace: str | None, name: str, 
 
 async def _run_workers(views: Views) -> None:
 
-    async def process(key: Key) -> None:
-        await controller().process(key, views)
+    async def process(key: Key) -> object | None:
+        return await controller().process(key, views)
 
-    def on_error(key: Key, error: BaseException) -> float:
-        kind = {TaskKey: "task", QueueKey: "queue", ScheduleKey: "schedule", DependentsKey: "dependents", GroupKey: "group"}[type(key)]
-        metrics.RECONCILE_ERRORS.labels(kind).inc()
-        at_least = 0.0
-        if isinstance(error, JobCreatesRefused):
-            at_least = error.retry_after
-        elif isinstance(error, ApiError):
-            at_least = float((error.body.get("details") or {}).get("retryAfterSeconds") or 0)
-        failures = State.work.failures(key) + 1
-        if isinstance(error, (ApiError, JobCreatesRefused, OSError, TransportError, asyncio.TimeoutError)):
-            log.warning("%s failed (try %d, retried with backoff): %s", key, failures, error)
-        else:  # our own bug: loud, with the traceback, and still retried
-            log.error("%s failed (try %d, retried with backoff)", key, failures, exc_info=error)
-        return at_least
+    controller().on_round_done = _round_done
+    await run_workers(State.work, process, _on_error, State.settings.workers)
 
-    await run_workers(State.work, process, on_error, State.settings.workers)
+
+def _round_done(key: Key, error: BaseException | None) -> None:
+    """An admission round's Job creates ended (controller._start_round): as if it had run on the key's worker."""
+    if error is None:
+        State.work.forget(key)
+        return
+    at_least = _on_error(key, error)
+    State.work.retry(key, at_least)
+
+
+def _on_error(key: Key, error: BaseException) -> float:
+    """A key failed: count and log it; the least delay before its retry (a Retry-After)."""
+    kind = {TaskKey: "task", QueueKey: "queue", ScheduleKey: "schedule", DependentsKey: "dependents", GroupKey: "group"}[type(key)]
+    metrics.RECONCILE_ERRORS.labels(kind).inc()
+    at_least = 0.0
+    if isinstance(error, JobCreatesRefused):
+        at_least = error.retry_after
+    elif isinstance(error, ApiError):
+        at_least = float((error.body.get("details") or {}).get("retryAfterSeconds") or 0)
+    failures = State.work.failures(key) + 1
+    if isinstance(error, (ApiError, JobCreatesRefused, OSError, TransportError, asyncio.TimeoutError)):
+        log.warning("%s failed (try %d, retried with backoff): %s", key, failures, error)
+    else:  # our own bug: loud, with the traceback, and still retried
+        log.error("%s failed (try %d, retried with backoff)", key, failures, exc_info=error)
+    return at_least
 
 
 async def _resync(views: Views) -> None:

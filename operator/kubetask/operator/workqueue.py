@@ -30,6 +30,9 @@ from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 URGENT, NORMAL = 0, 1
+# What `process` returns when it left work in flight that reports its own outcome (forget or
+# retry): its key's failures are neither forgotten nor counted yet.
+DEFERRED = object()
 
 
 def backoff_delay(failures: int, base: float, cap: float, jitter: float) -> float:
@@ -140,17 +143,18 @@ class WorkQueue(Generic[K]):
         self.add(key)
 
 
-async def run_workers(queue: WorkQueue[K], process: Callable[[K], Awaitable[None]],
+async def run_workers(queue: WorkQueue[K], process: Callable[[K], Awaitable[object | None]],
                       on_error: Callable[[K, BaseException], float | None], workers: int) -> None:
-    """Run `workers` loops until cancelled. `process` succeeding forgets the key's failures; its
-    raising calls `on_error`, which returns the least delay before the retry (None: no retry)."""
+    """Run `workers` loops until cancelled. `process` succeeding forgets the key's failures (unless
+    it returns DEFERRED: then whatever it left in flight calls `queue.forget` or `queue.retry`);
+    its raising calls `on_error`, which returns the least delay before the retry (None: no retry)."""
 
     async def worker() -> None:
         while True:
             key = await queue.get()
             try:
-                await process(key)
-                queue.forget(key)
+                if await process(key) is not DEFERRED:
+                    queue.forget(key)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # every failure is a retry: API errors, time-outs, our own bugs
