@@ -703,13 +703,13 @@ class Controller:
             uid, run = meta["uid"], current_run(spec)
             if spec.get("cancel") or self.memory.is_reserved(uid, run):
                 continue
+            if any(j.run == run for j in views.jobs_of_task(uid)):
+                continue  # started; its status may not say so yet (a held-back write: budget.py)
             status = self.memory.freshest_status(task)
             if started_or_settled(spec, status):
                 continue
             tasktype = views.tasktype(namespace, spec["type"])
             if tasktype is None or effective_queue(spec, tasktype, self.settings.default_queue) != queue_name:
-                continue
-            if any(j.run == run for j in views.jobs_of_task(uid)):
                 continue
             if not self.memory.is_validated(uid, meta.get("generation")) and status.get("phase") != Phase.QUEUED.value:
                 continue  # not yet validated: its own reconcile validates it and asks for this queue
