@@ -37,7 +37,7 @@ def test_a_running_job_is_followed_when_its_tasktype_is_gone() -> None:
                             pods=(PodSummary("p", "t", "Succeeded", message='{"ok": 1}', job_name="t-abcde-r0"),)), "q")
     assert finished.verdict is not None and finished.verdict.phase is Phase.SUCCEEDED
     assert finished.verdict.result == {"ok": 1}
-    assert finished.admit == "q" and finished.release  # the slot goes to the next Task
+    assert finished.slot_freed == "q" and finished.admit is None and finished.release  # the slot goes to the next Task, if one waits
 
 
 def test_a_cancel_stops_the_job_even_without_a_tasktype_and_keeps_the_job_name() -> None:
@@ -175,4 +175,4 @@ def test_success_criteria_met_reads_the_pods_and_succeeds() -> None:
     done = decide(facts(status={"phase": "Running"}, job=meeting, pods_fetched=True,
                         pods=(PodSummary("p", "t", "Succeeded", message="ok", job_name="t-abcde-r0"),)), "q")
     assert done.verdict is not None and done.verdict.phase is Phase.SUCCEEDED and done.verdict.result == "ok"
-    assert done.admit is None  # the slot is freed at Complete, when the Job stops counting as running
+    assert done.slot_freed is None  # the slot is freed at Complete, when the Job stops counting as running

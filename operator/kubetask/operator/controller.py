@@ -391,6 +391,8 @@ class Controller:
         if facts.problems == () and not facts.validated:
             self.memory.remember_valid(uid, meta.get("generation"))
         await self._execute(task, decision)
+        if decision.slot_freed and self.memory.waiting_in(namespace, decision.slot_freed):
+            return decision.slot_freed
         return decision.admit
 
     async def _job_pods(self, namespace: str, job_name: str, not_older_than: str = "") -> tuple[PodSummary, ...]:
@@ -548,6 +550,7 @@ class Controller:
         waiting = self._waiting(namespace, queue_name, views)
         if not waiting:
             self.memory.set_throttled(namespace, queue_name, 0, None)
+            self.memory.set_waiting(namespace, queue_name, 0)
             return DEFERRED if self._rounds.get(key) else None
         queue = views.queue(namespace, queue_name)
         admitted: list[Candidate] = []
@@ -579,6 +582,7 @@ class Controller:
             run = current_run(waiting[candidate.uid][1]["spec"])
             self.memory.reserve(candidate.uid, run, Reservation(namespace, queue_name, candidate.gpu))
         admitted_uids = {c.uid for c in admitted}
+        self.memory.set_waiting(namespace, queue_name, len(waiting) - len(admitted))
         if admitted:
             # The creates run on, and the queue's next round need not wait for them: a Task that
             # arrives meanwhile is admitted at once against the reservations (it waited a whole
@@ -620,6 +624,7 @@ class Controller:
                     refusals.append(outcome[1])
                 elif outcome in (Start.FAILED, Start.SKIPPED):
                     slot_freed = True
+            self.memory.more_waiting(namespace, queue_name, sum(1 for o in outcomes if isinstance(o, (tuple, BaseException))))
             if slot_freed:
                 self.enqueue(key)  # the next Task gets the slot now
             errors = [o for o in outcomes if isinstance(o, BaseException)]

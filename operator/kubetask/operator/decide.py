@@ -96,7 +96,8 @@ class Decision:
     queue: str | None = None  # the queue the status names
     delete_job: str | None = None  # the Job to stop (SIGTERM, then the grace period)
     release: bool = False  # drop this run's capacity reservation
-    admit: str | None = None  # the queue to run admission for
+    admit: str | None = None  # the queue to run admission for (this Task waits in it)
+    slot_freed: str | None = None  # the queue whose slot this run's end freed: admission runs if Tasks wait there
     need: Need | None = None
     recheck_after: float | None = None  # reconcile this Task again after these seconds (nothing changes meanwhile)
     intermediate: bool = False  # the verdict is a run's state short of its outcome: its write may be coalesced (budget.py)
@@ -173,7 +174,7 @@ def decide(facts: TaskFacts, queue: str) -> Decision:
             # (one write, not two); only a pod still waiting at its end is written as PodPending.
             return Decision(release=True, recheck_after=facts.settle_seconds - facts.job_age)
         return Decision(verdict=verdict, base=base, queue=job.queue or status_queue,
-                        release=True, admit=None if job.running else (job.queue or status_queue),
+                        release=True, slot_freed=None if job.running else (job.queue or status_queue),
                         intermediate=not verdict.phase.terminal)
 
     if facts.reserved:  # 4

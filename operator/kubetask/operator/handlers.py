@@ -590,8 +590,8 @@ def job_changed(kind: str | None, body: Obj) -> None:
     # a burst of new Tasks.
     if job.task_uid:
         _enqueue(TaskKey(job.task_uid), urgent=finished)
-    if finished:
-        _enqueue(QueueKey(job.namespace, job.queue), urgent=True)
+    if finished and controller().memory.waiting_in(job.namespace, job.queue):
+        _enqueue(QueueKey(job.namespace, job.queue), urgent=True)  # the slot it freed is someone's
 
 
 @kopf.on.event(*TASKQUEUES, registry=registry)

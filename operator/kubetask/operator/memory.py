@@ -27,6 +27,11 @@ what only this process knows, each part bounded and dropped as soon as it is no 
   (TTL, a user) before its Task's reconcile ran: the index forgets deleted objects at once, and
   without this the Task would read "Job gone" instead of the outcome. Dropped when the Task's run
   is settled or the Task goes.
+- **waiting per queue**: how many Tasks its last admission round left waiting (not admitted, or
+  refused), so a Job's end runs admission only where someone waits for the slot it freed: in a
+  burst into a queue with room, a round per finished Job scanned every Task not yet marked
+  running, for nothing. A Task that starts waiting asks for its own round; a queue not rounded
+  yet counts as waiting.
 - **rate limits**: per queue, how many waiting Tasks its rate limit holds back and when the next
   may start (for the queue's status), and per Task the earliest start its status last named, so
   a throttled Task's status is rewritten only when that estimate really moves. Not the limit
@@ -73,6 +78,7 @@ class Memory:
         self._deleted_jobs: dict[tuple[str, int], JobSummary] = {}
         self._held_back: dict[tuple[str, int], HeldBack] = {}
         self._pending_pods: dict[tuple[str, str], tuple[PodSummary, ...]] = {}  # (namespace, Job name) → its Pending pods
+        self._waiting: dict[tuple[str, str], int] = {}  # (namespace, queue) → Tasks its last round left waiting
         self._throttled: dict[tuple[str, str], tuple[int, float | None]] = {}  # (namespace, queue) → (count, next start)
         self._start_estimates: dict[str, float] = {}  # task uid → the earliest start its status names
         # (loop time counted, (namespace, queue) → Failed Tasks): see Controller._dead_letters
@@ -81,7 +87,7 @@ class Memory:
     def sizes(self) -> dict[str, int]:
         return {"written": len(self._written), "validated": len(self._validated),
                 "reservations": len(self._reservations), "held_back": len(self._held_back), "job_created": len(self._job_created), "bodies": len(self._bodies), "pending_pods": len(self._pending_pods),
-                "deleted_jobs": len(self._deleted_jobs), "throttled": len(self._throttled),
+                "deleted_jobs": len(self._deleted_jobs), "throttled": len(self._throttled), "waiting": len(self._waiting),
                 "start_estimates": len(self._start_estimates)}
 
     # -- stale-read guard ----------------------------------------------------------------------
@@ -211,6 +217,16 @@ class Memory:
         return {key for key in old.keys() | found.keys() if old.get(key) != found.get(key)}
 
     # -- a Task is gone --------------------------------------------------------------------------
+    # -- waiting per queue -------------------------------------------------------------------------
+    def set_waiting(self, namespace: str, queue: str, count: int) -> None:
+        self._waiting[(namespace, queue)] = count
+
+    def more_waiting(self, namespace: str, queue: str, count: int) -> None:
+        self._waiting[(namespace, queue)] = self._waiting.get((namespace, queue), 0) + count
+
+    def waiting_in(self, namespace: str, queue: str) -> bool:
+        return self._waiting.get((namespace, queue), 1) > 0
+
     # -- rate limits -----------------------------------------------------------------------------
     def set_throttled(self, namespace: str, queue: str, count: int, next_start: float | None) -> None:
         if count:
