@@ -249,10 +249,6 @@ class Bench:
         handled = _counter_delta(before_operator, after_operator, "kubetask_watch_events_total")
         results["operator_events_per_task"] = {k: round(v / a.burst, 2) for k, v in handled.items()}
         results["operator_events_per_task_total"] = round(sum(handled.values()) / a.burst, 2)
-        # Intermediate status writes the budget held back, and those the outcome made unnecessary (budget.py).
-        results["intermediate_status_per_task"] = {
-            kind: round(_scalar_delta(before_operator, after_operator, f"kubetask_intermediate_status_{kind}_total") / a.burst, 2)
-            for kind in ("held_back", "coalesced")}
         # The same burst as any watcher sees it: Task, Job and pod events (a pod-watching operator handled all three).
         results["watch_events_per_task"] = {k: round(v / a.burst, 2) for k, v in sorted(watcher.events.items())}
         results["burst_raw_jobs"], _ = self.burst(self.raw_job, self.namespace("burstraw"), "bench", a.burst, "job")
@@ -467,13 +463,6 @@ def _counter_delta(before: str, after: str, name: str) -> dict[str, float]:
     return {k: v - a.get(k, 0) for k, v in b.items() if v - a.get(k, 0) > 0}
 
 
-def _scalar_delta(before: str, after: str, name: str) -> float:
-    """The rise of an unlabelled counter (0 when absent)."""
-    def value(text: str) -> float:
-        return next((float(line.split()[1]) for line in text.splitlines() if line.startswith(name + " ")), 0.0)
-    return value(after) - value(before)
-
-
 def _operator_writes(before: str, after: str) -> dict[str, float]:
     def parse(text: str) -> dict[str, float]:
         out = {}
@@ -523,9 +512,6 @@ def _main_rows(r: dict[str, Any], row: Any, lines: list[str]) -> None:
     lines.append("of which the operator's own (kubetask_api_writes_total): " + json.dumps(r["operator_writes_per_task"]))
     lines.append("watch events per Task the operator handled: " + json.dumps(r["operator_events_per_task"])
                  + "; a watcher of Tasks, Jobs and pods saw: " + json.dumps(r["watch_events_per_task"]))
-    if "intermediate_status_per_task" in r:
-        lines.append("intermediate status writes per Task held back by the budget, and coalesced into the outcome: "
-                     + json.dumps(r["intermediate_status_per_task"]))
 
 
 def table(results: dict[str, Any], settings: dict[str, Any]) -> str:

@@ -165,9 +165,9 @@ def test_another_tasks_status_cannot_be_written(cluster: Cluster, mine: KubeSync
 
 
 def test_a_task_that_names_no_job_yet_is_refused_with_the_words_the_sdk_retries(cluster: Cluster, mine: KubeSync) -> None:
-    """Under load the operator writes a run's status.jobName a little after its pod starts
-    (docs/operator.md); until then the policy refuses, and the SDK keeps the report for later
-    when the refusal says so (kubetask_sdk.progress.NOT_YET)."""
+    """With the status settle window on, the operator writes a run's status.jobName a little
+    after its pod starts (docs/operator.md); until then the policy refuses, and the SDK keeps the
+    report for later when the refusal says so (kubetask_sdk.progress.NOT_YET)."""
     create_task(cluster.kube, cluster.ns, "nojob", type="no-such-type")
     message = refusal(mine, cluster.ns, "nojob", {"progress": {"percent": 5}})
     assert sdk_progress.NOT_YET in message and "is not a pod of this Task's Job" in message, message

@@ -5,10 +5,8 @@ sim.kubetask.io annotations the operator copies onto them (see hack/localcluster
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -293,46 +291,6 @@ def test_a_pod_that_starts_within_the_settle_window_never_shows_pod_pending(kube
     assert "PodPending" not in phases.reasons["settled"], phases.reasons
     assert [p for _, p in phases.phases["settled"]] == ["Running", "Succeeded"]
     assert done["status"]["result"] == "ok"
-
-
-def test_over_the_write_budget_short_runs_write_only_their_outcome_and_a_long_one_still_shows_it_runs(
-        kube: KubeSync, namespace: str, kubeconfig: Path, quiet: None, tmp_path: Path) -> None:
-    """Intermediate status writes have a budget (budget.py): here one every 2 s, held back at
-    most 6 s. Eight short Tasks and a long one start at once. Every short one still ends
-    Succeeded with its result and one Job, none moves backwards, some go from no phase straight
-    to Succeeded (their Running write coalesced into the outcome), and the long one shows
-    Running within the longest hold. Every status is recorded by a watch."""
-    own = OperatorProcess(kubeconfig, tmp_path, extra_env={
-        "KUBETASK_INTERMEDIATE_STATUS_WRITES_PER_SECOND": "0.5", "KUBETASK_INTERMEDIATE_STATUS_MAX_DELAY": "6",
-        "KUBETASK_LEADER_ELECTION": "false", "KUBETASK_NAMESPACES": json.dumps([namespace])})
-    apply_tasktype(kube, namespace, "sim")
-    apply_queue(kube, namespace, "default", maxRunning=20)
-    short = [f"short-{i}" for i in range(8)]
-    own.start()
-    try:
-        with PhaseRecorder(kubeconfig, namespace) as phases:
-            for name in short:
-                create_task(kube, namespace, name, sim(run_for="1s", message=f'"{name}"'))
-            create_task(kube, namespace, "long", sim(run_for="40s"))
-            wait_for(lambda: all((get_task(kube, namespace, n).get("status") or {}).get("phase") == "Succeeded" for n in short),
-                     timeout=60, what="every short Task Succeeded")
-            running = wait_phase(kube, namespace, "long", "Running", timeout=30)
-            time.sleep(1)
-            coalesced = re.search(r"^kubetask_intermediate_status_coalesced_total (\S+)$", own.metrics(), re.M)
-    finally:
-        own.stop()
-    assert phases.backwards() == {}
-    for name in short:
-        task = get_task(kube, namespace, name)
-        assert task["status"]["result"] == name and len(jobs_of(kube, namespace, name)) == 1
-    straight = [n for n in short if [p for _, p in phases.phases[n]] == ["Succeeded"]]
-    assert straight, phases.phases  # at one write per 2 s, most of the eight cannot have shown Running
-    assert coalesced is not None and float(coalesced.group(1)) >= len(straight)
-    job = jobs_of(kube, namespace, "long")[0]
-    created = datetime.fromisoformat(job["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
-    shown = datetime.fromisoformat(condition(running, "Ready")["lastTransitionTime"].replace("Z", "+00:00"))
-    assert running["status"]["jobName"] == job["metadata"]["name"]
-    assert (shown - created).total_seconds() <= 6 + 3, (created, shown)  # the longest hold, and whole-second timestamps
 
 
 def test_an_operator_that_finds_only_tasks_says_why_they_wait_and_runs_them_once_their_type_exists(

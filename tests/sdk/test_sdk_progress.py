@@ -100,8 +100,8 @@ NOT_YET_MESSAGE = ("pod demo-abcde-r0-x7k2p is not a pod of this Task's Job (it 
 
 
 def test_a_report_refused_before_the_task_names_its_job_is_sent_again(handlers: Handlers, api_server: FakeApiServer) -> None:
-    """Under load the operator writes status.jobName a little after the pod starts; until then
-    the admission policy refuses the pod's reports with "(it has none)". That is "not yet": the
+    """With the status settle window on, the operator writes status.jobName a little after the
+    pod starts; until then the admission policy refuses the pod's reports with "(it has none)". That is "not yet": the
     report is kept and sent again, quietly, and lands once the Task names the Job."""
     api_server.answers = [(403, NOT_YET_MESSAGE)] * 2
     script = handlers.script(REPORTER)

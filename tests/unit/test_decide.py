@@ -154,21 +154,6 @@ def test_the_settle_window_never_holds_back_what_users_must_see() -> None:
     assert failed.verdict is not None and failed.verdict.phase is Phase.FAILED
 
 
-def test_only_a_runs_states_short_of_its_outcome_are_intermediate() -> None:
-    """Intermediate writes may be held back under load (budget.py); an outcome, a cancel, a
-    refusal or a wait before admission never is."""
-    for running in (job(active=1), job(active=1, ready=1), job(active=1, failed=1)):
-        decision = decide(facts(job=running), "q")
-        assert decision.verdict is not None and decision.verdict.phase is Phase.RUNNING and decision.intermediate
-    ended = decide(facts(job=job(finished="Complete", succeeded=1), pods_fetched=True,
-                         pods=(PodSummary("p", "t", "Succeeded", message="ok", job_name="t-abcde-r0"),)), "q")
-    assert ended.verdict is not None and ended.verdict.phase is Phase.SUCCEEDED and not ended.intermediate
-    cancelled = decide(facts(spec={"cancel": True}, job=job(active=1)), "q")
-    assert cancelled.verdict is not None and not cancelled.intermediate
-    unknown = decide(facts(tasktype=None), "q")
-    assert unknown.verdict is not None and unknown.verdict.reason == "UnknownTaskType" and not unknown.intermediate
-
-
 def test_success_criteria_met_reads_the_pods_and_succeeds() -> None:
     meeting = job(active=0, succeeded=1, succeeding=True)
     assert decide(facts(status={"phase": "Running"}, job=meeting), "q").need is Need.POD_FACTS

@@ -6,8 +6,8 @@ rate-limited to one per `min_interval` seconds; only the latest value is kept, a
 sends it before the handler's result is written.
 
 One refusal is only "not yet": the handler-progress admission policy (policies/) checks the pod
-against the Task's status.jobName, and under load the operator writes a run's first status a
-little after its pod starts (docs/operator.md, "Intermediate status under load"). A report
+against the Task's status.jobName, and the operator may write a run's first status a little after
+its pod starts (the status settle window, docs/operator.md, "Fewer events per Task"). A report
 refused for that reason is kept (unless a newer one replaced it) and sent again, a little later
 each time, for up to `NOT_YET_PATIENCE` seconds.
 """
@@ -36,7 +36,7 @@ MIN_INTERVAL = 0.5
 REQUEST_TIMEOUT = 5.0
 # The policy's words when the Task does not name its Job yet (policies/kubetask.io_handler-progress-only.yaml).
 NOT_YET = "(it has none)"
-NOT_YET_PATIENCE = 60.0  # the operator writes it within 30 s (intermediate_status_max_delay) by default
+NOT_YET_PATIENCE = 60.0  # the operator writes it once the settle window ends (seconds, off by default)
 NOT_YET_MAX_WAIT = 4.0
 
 

@@ -35,17 +35,9 @@ class OperatorSettings(BaseSettings):
     status_settle_seconds: float = Field(
         0.0, ge=0, description="A new Job's first moments are not written as status: the Task says Running/PodPending "
         "only once its Job has existed this long with no pod running yet. A pod that starts (or a run that ends) sooner is "
-        "written as that directly, one status write fewer per short Task. Off (0) by default: until status.jobName is "
-        "written, the handler-progress admission policy (policies/) refuses a handler's progress report, because it checks "
-        "the pod against status.jobName; set it only where handlers do not report progress in their first moments.")
-    intermediate_status_writes_per_second: float = Field(
-        20.0, ge=0, description="The most intermediate status writes per second (Running with PodPending, PodRunning, "
-        "Retrying, Unschedulable; a fan-out's counts), on average, with a burst of one second's worth. Outcomes, Queued "
-        "and refusals are never held back. A write over the budget is made when the budget has room, with what is true "
-        "then; a run that ends first writes only its outcome (budget.py). 0: no limit.")
-    intermediate_status_max_delay: float = Field(
-        30.0, gt=0, description="The longest an intermediate status write is held back, in seconds: after this it is "
-        "written whatever the budget says, so a long run under constant load still shows it runs.")
+        "written as that directly, one status write fewer per short Task. Off (0) by default (it saved little in the "
+        "benches). Until status.jobName is written, the handler-progress admission policy (policies/) refuses a handler's "
+        "progress report (it checks the pod against status.jobName); the SDK sends such a report again later.")
     workers: int = Field(16, description="Reconciles that run at once (each on a different Task or queue).")
     api_requests_in_flight: int = Field(
         24, ge=1, description="API requests the reconciles keep on the wire at once (Job creates, status writes, reads); "

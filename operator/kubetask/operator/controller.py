@@ -31,8 +31,7 @@ from kubetask.operator.decide import (TERMINAL, Decision, Need, Refusal, TaskFac
                                       moves_backwards, refused_verdict, settled, started_or_settled)
 from kubetask.operator.jobs import build_job, items_configmap
 from kubetask.operator.events import Recorder
-from kubetask.operator.budget import WriteBudget
-from kubetask.operator.memory import HeldBack, Memory, Reservation
+from kubetask.operator.memory import Memory, Reservation
 from kubetask.operator.naming import MANAGED_BY, MANAGED_BY_VALUE
 from kubetask.operator.group import Member
 from kubetask.operator.records import FinishedTask, ScheduledTask
@@ -50,9 +49,6 @@ JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set by the Job controller on 
 CONFLICT_RETRIES = 3  # re-decisions on fresh data after a 409, before the work queue's backoff takes over
 RATE_WAKE_MARGIN = 0.2  # a rate-limited queue comes back this long after its next start is allowed
 RATE_ESTIMATE_SLACK = 5.0  # seconds an earliest-start estimate may move before the Task's status is rewritten
-
-
-SLOT_EARLY = 0.005  # a work-queue delay may fire a hair before the slot it was set for
 
 
 @dataclass(frozen=True)
@@ -204,8 +200,6 @@ class Controller:
         self.enqueue = enqueue
         self.enqueue_after = enqueue_after
         self.memory = Memory()
-        # One budget for every Task's intermediate status writes (budget.py); what it holds back is in memory.
-        self.intermediate_budget = WriteBudget(settings.intermediate_status_writes_per_second)
         # A Task's status is written by its own key's worker and by its queue's (Queued, Started,
         # refused): the per-Task lock keeps those two from interleaving.
         self._task_locks = KeyedLocks()
@@ -442,8 +436,6 @@ class Controller:
             log.error("task %s/%s: refusing to move %s back to %s (%s)", meta["namespace"], meta["name"], current.get("phase"),
                       desired["phase"], decision.verdict.reason if decision.verdict else "")
             return
-        if decision.intermediate and not self._intermediate_write_now(meta["uid"], run):
-            return
         verdict = decision.verdict
         assert verdict is not None
         log.debug("task %s/%s: status %s/%s (changed: %s)", meta["namespace"], meta["name"], verdict.phase.value, verdict.reason,
@@ -459,44 +451,12 @@ class Controller:
             metrics.API_WRITES.labels("patch", "tasks/status").inc()
             self.memory.remember_write(meta["uid"], response)
             if desired["phase"] in TERMINAL:
-                self._outcome_written(meta["uid"], run)
                 self.memory.settled(meta["uid"], run)
         except ApiError as error:
             if error.status == 404:
                 return  # the Task was deleted meanwhile; its children go with it
             raise
         self._after_transition(task, current, desired, verdict)
-
-    def _intermediate_write_now(self, uid: str, run: int) -> bool:
-        """May this run's intermediate status be written now? If not, its Task is reconciled
-        again at the slot the budget reserved (or when the longest hold ends), with what is true
-        then: a run that ends first writes only its outcome (budget.py)."""
-        moment = time.monotonic()
-        held = self.memory.held_back(uid, run)
-        if held is not None and (moment - held.since >= self.settings.intermediate_status_max_delay or
-                                 (held.slot is not None and moment >= held.slot - SLOT_EARLY)):
-            self.memory.take_held_back(uid, run)  # its slot has come, or it waited the longest: write
-            return True
-        if held is not None:  # an event before its slot: the slot stands
-            self.enqueue_after(TaskKey(uid), (held.slot if held.slot is not None else held.since + self.settings.intermediate_status_max_delay) - moment)
-            return False
-        wait = self.intermediate_budget.reserve(moment, max_wait=self.settings.intermediate_status_max_delay)
-        if wait == 0.0:
-            return True
-        metrics.INTERMEDIATE_HELD_BACK.inc()
-        slot = moment + wait if wait is not None else None
-        self.memory.hold_back(uid, run, HeldBack(since=moment, slot=slot))
-        self.enqueue_after(TaskKey(uid), wait if wait is not None else self.settings.intermediate_status_max_delay)
-        return False
-
-    def _outcome_written(self, uid: str, run: int) -> None:
-        held = self.memory.take_held_back(uid, run)
-        if held is None:
-            return
-        metrics.INTERMEDIATE_COALESCED.inc()
-        moment = time.monotonic()
-        if held.slot is not None and held.slot > moment:
-            self.intermediate_budget.give_back(moment)  # its slot is free for the next one held back
 
     def _after_transition(self, task: dict[str, Any], current: dict[str, Any], desired: dict[str, Any], verdict: Verdict) -> None:
         if verdict.reason == "JobCreateRefused" and _ready_reason(current) != "JobCreateRefused":
@@ -511,7 +471,8 @@ class Controller:
                  old_phase or "new", new_phase, verdict.reason)
         started_now = desired.get("startTime") and (current.get("startTime") != desired["startTime"] or current.get("run", 0) != desired["run"])
         if started_now and (new_phase == Phase.RUNNING.value or old_phase != Phase.RUNNING.value):
-            # Its start, whether written as Running or (held back, budget.py) only with the outcome.
+            # Its start, whether written as Running or only with the outcome (a run that ended
+            # before its first status write: the outcome read at its Job's first event).
             started = datetime.fromisoformat(desired["startTime"].replace("Z", "+00:00"))
             created = datetime.fromisoformat(task["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
             metrics.QUEUED_SECONDS.labels(*labels).observe(max(0.0, (started - created).total_seconds()))
@@ -709,7 +670,7 @@ class Controller:
             if spec.get("cancel") or self.memory.is_reserved(uid, run):
                 continue
             if any(j.run == run for j in views.jobs_of_task(uid)):
-                continue  # started; its status may not say so yet (a held-back write: budget.py)
+                continue  # started; its status may not say so yet
             status = self.memory.freshest_status(task)
             if started_or_settled(spec, status):
                 continue

@@ -13,8 +13,6 @@ How a Job becomes status, in order (`decide`):
    termination message) and the last exit code. A Job younger than the settle window
    (`status_settle_seconds`) whose pod merely waits is not written yet: it is looked at again
    when the window ends, and a pod that started meanwhile is written as running at once.
-   Every state short of the outcome is *intermediate* (a report, not a decision): the
-   controller may hold its write back under load and write the outcome alone (budget.py).
 4. A Job being created by this process (capacity reserved) is waited for.
 5. A Task that was Running whose Job is gone from the index is checked with the API server, and
    only a confirmed 404 makes it Failed/JobDeleted.
@@ -100,7 +98,6 @@ class Decision:
     slot_freed: str | None = None  # the queue whose slot this run's end freed: admission runs if Tasks wait there
     need: Need | None = None
     recheck_after: float | None = None  # reconcile this Task again after these seconds (nothing changes meanwhile)
-    intermediate: bool = False  # the verdict is a run's state short of its outcome: its write may be coalesced (budget.py)
 
 
 def current_run(spec: dict[str, Any]) -> int:
@@ -174,8 +171,7 @@ def decide(facts: TaskFacts, queue: str) -> Decision:
             # (one write, not two); only a pod still waiting at its end is written as PodPending.
             return Decision(release=True, recheck_after=facts.settle_seconds - facts.job_age)
         return Decision(verdict=verdict, base=base, queue=job.queue or status_queue,
-                        release=True, slot_freed=None if job.running else (job.queue or status_queue),
-                        intermediate=not verdict.phase.terminal)
+                        release=True, slot_freed=None if job.running else (job.queue or status_queue))
 
     if facts.reserved:  # 4
         return Decision()

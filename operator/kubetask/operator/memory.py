@@ -17,10 +17,6 @@ what only this process knows, each part bounded and dropped as soon as it is no 
 - **Job creation times**: when this process created each run's Job (wall clock, to the
   sub-second; the Job's creationTimestamp has whole seconds), for the status settle window.
   Dropped when the run is settled or the Task goes; after a restart the creationTimestamp is used.
-- **held-back intermediate writes**: per (task uid, run), when this process first held back a
-  run's intermediate status write (the write budget, budget.py) and the slot the budget reserved
-  for it, if any. The budget itself (one token bucket) is the controller's. Dropped when the
-  write is made, the run is settled or the Task goes.
 - **bodies**: the latest full Task body a Task event brought, until a worker reconciles it (the
   work queue holds only keys; the index holds bodies without large parameters).
 - **finished Jobs already deleted**: the last state of a finished Job whose DELETED event came
@@ -56,12 +52,6 @@ MAX_REMEMBERED = 20_000
 
 
 @dataclass(frozen=True)
-class HeldBack:
-    since: float  # monotonic time of the first write held back
-    slot: float | None  # monotonic time the budget reserved for it (None: none within the longest hold)
-
-
-@dataclass(frozen=True)
 class Reservation:
     namespace: str
     queue: str
@@ -76,7 +66,6 @@ class Memory:
         self._bodies: dict[str, Mapping[str, Any]] = {}
         self._job_created: dict[tuple[str, int], float] = {}  # (task uid, run) → when this process created its Job
         self._deleted_jobs: dict[tuple[str, int], JobSummary] = {}
-        self._held_back: dict[tuple[str, int], HeldBack] = {}
         self._pending_pods: dict[tuple[str, str], tuple[PodSummary, ...]] = {}  # (namespace, Job name) → its Pending pods
         self._waiting: dict[tuple[str, str], int] = {}  # (namespace, queue) → Tasks its last round left waiting
         self._throttled: dict[tuple[str, str], tuple[int, float | None]] = {}  # (namespace, queue) → (count, next start)
@@ -86,7 +75,7 @@ class Memory:
 
     def sizes(self) -> dict[str, int]:
         return {"written": len(self._written), "validated": len(self._validated),
-                "reservations": len(self._reservations), "held_back": len(self._held_back), "job_created": len(self._job_created), "bodies": len(self._bodies), "pending_pods": len(self._pending_pods),
+                "reservations": len(self._reservations), "job_created": len(self._job_created), "bodies": len(self._bodies), "pending_pods": len(self._pending_pods),
                 "deleted_jobs": len(self._deleted_jobs), "throttled": len(self._throttled), "waiting": len(self._waiting),
                 "start_estimates": len(self._start_estimates)}
 
@@ -170,16 +159,6 @@ class Memory:
     def job_created_at(self, uid: str, run: int) -> float | None:
         return self._job_created.get((uid, run))
 
-    # -- held-back intermediate writes ----------------------------------------------------------
-    def hold_back(self, uid: str, run: int, held: HeldBack) -> None:
-        self._held_back[(uid, run)] = held
-
-    def held_back(self, uid: str, run: int) -> HeldBack | None:
-        return self._held_back.get((uid, run))
-
-    def take_held_back(self, uid: str, run: int) -> HeldBack | None:
-        return self._held_back.pop((uid, run), None)
-
     # -- bodies waiting for a worker ----------------------------------------------------------
     def put_body(self, body: Mapping[str, Any]) -> None:
         self._bodies[body["metadata"]["uid"]] = body
@@ -204,7 +183,6 @@ class Memory:
         self._reservations.pop((uid, run), None)
         self._deleted_jobs.pop((uid, run), None)
         self._job_created.pop((uid, run), None)
-        self._held_back.pop((uid, run), None)
 
     # -- pending pods ------------------------------------------------------------------------
     def pending_pods(self, namespace: str, job_name: str) -> tuple[PodSummary, ...]:
@@ -262,5 +240,3 @@ class Memory:
             del self._deleted_jobs[key]
         for key in [k for k in self._job_created if k[0] == uid]:
             del self._job_created[key]
-        for key in [k for k in self._held_back if k[0] == uid]:
-            del self._held_back[key]

@@ -19,10 +19,6 @@ API_WRITES = Counter("kubetask_api_writes_total", "Writes the operator sent to t
 JOB_CREATE_FAILURES = Counter("kubetask_job_create_failures_total",
                               "Job creates the API server refused or did not answer, by kind (Quota, AdmissionDenied, "
                               "Forbidden, Throttled, ServerError, Timeout, Invalid, Other).", ["reason"])
-INTERMEDIATE_HELD_BACK = Counter("kubetask_intermediate_status_held_back_total",
-                                 "Intermediate status writes held back by the write budget (a Task reconciled again later).")
-INTERMEDIATE_COALESCED = Counter("kubetask_intermediate_status_coalesced_total",
-                                 "Runs whose held-back intermediate status was never written: the outcome came first.")
 WORK_QUEUE_DEPTH = Gauge("kubetask_work_queue_depth", "Keys (Tasks, queues) waiting for a worker.")
 WORK_QUEUE_RETRIES = Gauge("kubetask_work_queue_retries", "Keys waiting for their backoff to pass before a retry.")
 EVENTS = Counter("kubetask_watch_events_total", "Watch events handled, by kind of object.", ["kind"])
