@@ -585,10 +585,10 @@ class Controller:
                     refusals.append(outcome[1])
                 elif outcome in (Start.FAILED, Start.SKIPPED):
                     slot_freed = True
-            self.memory.more_waiting(namespace, queue_name, sum(1 for o in outcomes if isinstance(o, (tuple, BaseException))))
+            errors = [o for o in outcomes if isinstance(o, BaseException)]
+            self.memory.more_waiting(namespace, queue_name, len(refusals) + len(errors))  # they wait again
             if slot_freed:
                 self.enqueue(key)  # the next Task gets the slot now
-            errors = [o for o in outcomes if isinstance(o, BaseException)]
             error = errors[0] if errors else (JobCreatesRefused(refusals) if refusals else None)
         except asyncio.CancelledError:
             raise

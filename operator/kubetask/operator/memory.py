@@ -194,7 +194,6 @@ class Memory:
         old, self._pending_pods = self._pending_pods, dict(found)
         return {key for key in old.keys() | found.keys() if old.get(key) != found.get(key)}
 
-    # -- a Task is gone --------------------------------------------------------------------------
     # -- waiting per queue -------------------------------------------------------------------------
     def set_waiting(self, namespace: str, queue: str, count: int) -> None:
         self._waiting[(namespace, queue)] = count
@@ -229,6 +228,7 @@ class Memory:
         for the queue's rate limit."""
         return [j for j in self._deleted_jobs.values() if j.namespace == namespace and j.queue == queue]
 
+    # -- a Task is gone --------------------------------------------------------------------------
     def forget_task(self, uid: str) -> None:
         self._start_estimates.pop(uid, None)
         self._written.pop(uid, None)
